@@ -1,0 +1,422 @@
+"""Loading a whole registry snapshot: policies + defaults + prompts + partials + catalog.
+
+`RegistryLoader` reads one `Tree` (a working folder or a git commit) and produces the
+features it defines, each fully resolved and checked, plus every problem found, each
+with `file:line`. A feature with a problem is left out; the others load. Parsed files
+are cached by content, so loading many commits of one repository stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from registry.errors import CatalogError, Problem, RenderError
+from registry.render import analyze, compile_prompt
+from registry.spec.catalog import ModelEntry, parse_models_file
+from registry.spec.policy import (
+    DEFAULTS_FILE,
+    FEATURE_NAME,
+    MODELS_FILE,
+    Policy,
+    deep_merge,
+    defaults_chain,
+    feature_name,
+    is_policy_file,
+    origin_of,
+)
+from registry.spec.prompt import (
+    PROMPT_SUFFIXES,
+    PromptFileError,
+    PromptTemplate,
+    decode,
+    describe_error,
+    parse_jinja_prompt,
+)
+from registry.spec.tree import Tree, TreeEscape, clean_path
+from registry.spec.yamlpos import Located, YamlProblem, load_yaml
+from registry.tokens import Catalog
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where prompts and policies live inside the repository."""
+
+    prompts_dir: str = "prompts"
+    policies_dir: str = "policies"
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature, fully resolved: everything that determines its behaviour."""
+
+    name: str
+    policy_path: str
+    policy: Policy
+    policy_data: dict[str, Any]  # the effective policy as written, defaults merged
+    prompt: PromptTemplate
+    partials: dict[str, str]  # template name -> source, the include closure
+    models: dict[str, dict[str, Any]]  # catalog entries of the chain's models
+    layout: Layout = field(default_factory=Layout)
+
+    @property
+    def prompt_path(self) -> str:
+        """Repository path of the prompt file."""
+        return self.prompt.path
+
+    def snapshot(self) -> dict[str, Any]:
+        """The canonical content of this version (what the content hash covers)."""
+        return {
+            "feature": self.name,
+            "policy": self.policy_data,
+            "prompt": {"path": self.prompt.path, "source": self.prompt.source or self.prompt.body},
+            "partials": {
+                f"{self.layout.prompts_dir}/{n}": s for n, s in sorted(self.partials.items())
+            },
+            "models": self.models,
+        }
+
+    def canonical_json(self) -> str:
+        """The snapshot as canonical JSON (sorted keys, no whitespace)."""
+        return json.dumps(self.snapshot(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def content_hash(self) -> str:
+        """Lowercase hex sha256 of the canonical snapshot."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def compiled(self) -> Any:
+        """The compiled (cached) template of this feature."""
+        return compile_prompt(self.prompt, self.partials, feature=self.name)
+
+
+@dataclass
+class LoadedRegistry:
+    """The result of loading a tree: valid features and all problems."""
+
+    features: dict[str, Feature]
+    problems: list[Problem]
+    catalog: Catalog
+    layout: Layout
+    broken: set[str] = field(default_factory=set)  # feature names that failed to load
+
+
+class RegistryLoader:
+    """Loads features from a tree, caching parsed files by path and content."""
+
+    def __init__(self, tree: Tree, layout: Layout | None = None, *, samples: bool = True) -> None:
+        self.tree = tree
+        self.layout = layout or Layout()
+        self.samples = samples
+        self._yaml: dict[str, Located | Problem | None] = {}
+        self._prompts: dict[str, PromptTemplate | list[Problem] | None] = {}
+        self._catalog: Catalog | None = None
+        self._catalog_problems: list[Problem] = []
+
+    # -- files -------------------------------------------------------------------
+    def _read(self, path: str) -> bytes | None:
+        try:
+            return self.tree.read(path)
+        except FileNotFoundError:
+            return None
+
+    def _policy_yaml(self, path: str) -> Located | Problem | None:
+        if path not in self._yaml:
+            self._yaml[path] = self._parse_yaml(path)
+        return self._yaml[path]
+
+    def _parse_yaml(self, path: str) -> Located | Problem | None:
+        try:
+            data = self._read(path)
+        except TreeEscape as exc:
+            return Problem(path, None, str(exc))
+        if data is None:
+            return None
+        try:
+            text = decode(data, path)
+            if not text.strip():
+                return Problem(path, 1, "empty file")
+            located = load_yaml(text, path)
+        except PromptFileError as exc:
+            return exc.problems[0]
+        except YamlProblem as exc:
+            return exc.problem
+        if not isinstance(located.data, dict):
+            return Problem(path, 1, "must be a YAML mapping of keys to values")
+        return located
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog with this tree's `_models.yaml` applied."""
+        if self._catalog is None:
+            overrides: dict[str, ModelEntry] = {}
+            path = f"{self.layout.policies_dir}/{MODELS_FILE}"
+            try:
+                data = self._read(path)
+                if data is not None:
+                    overrides = parse_models_file(decode(data, path), path)
+            except PromptFileError as exc:
+                self._catalog_problems = list(exc.problems)
+            except YamlProblem as exc:
+                self._catalog_problems = [exc.problem]
+            except TreeEscape as exc:
+                self._catalog_problems = [Problem(path, None, str(exc))]
+            self._catalog = Catalog(overrides)
+        return self._catalog
+
+    def prompt(self, path: str) -> PromptTemplate | list[Problem] | None:
+        """The parsed prompt file at repository path `path` (None when absent)."""
+        if path not in self._prompts:
+            self._prompts[path] = self._parse_prompt(path)
+        return self._prompts[path]
+
+    def _parse_prompt(self, path: str) -> PromptTemplate | list[Problem] | None:
+        try:
+            data = self._read(path)
+        except TreeEscape as exc:
+            return [Problem(path, None, str(exc))]
+        if data is None:
+            return None
+        name = path[len(self.layout.prompts_dir) + 1 :]
+        try:
+            if path.endswith(".prompty"):
+                from registry.spec.prompty import parse_prompty
+
+                return parse_prompty(data, path, name, read=self._read_for_prompty(path))
+            return parse_jinja_prompt(data, path, name)
+        except PromptFileError as exc:
+            return list(exc.problems)
+
+    def _read_for_prompty(self, path: str) -> Callable[[str], bytes]:
+        def read(ref: str) -> bytes:
+            data = self.tree.read(clean_path(ref))
+            return data
+
+        return read
+
+    def _template_source(self, name: str) -> str | None:
+        path = f"{self.layout.prompts_dir}/{clean_path(name)}"
+        if path.endswith(".prompty"):
+            parsed = self.prompt(path)
+            return parsed.body if isinstance(parsed, PromptTemplate) else None
+        data = self._read(path)
+        if data is None:
+            return None
+        try:
+            return decode(data, path)
+        except PromptFileError:
+            return None
+
+    # -- features ----------------------------------------------------------------
+    def policy_files(self) -> dict[str, str]:
+        """Feature name -> policy path, for every policy file (names not yet validated)."""
+        root = self.layout.policies_dir
+        out: dict[str, str] = {}
+        for path in self.tree.walk(root):
+            rel = path[len(root) + 1 :]
+            if is_policy_file(rel):
+                name = feature_name(rel)
+                assert name is not None
+                out.setdefault(name, path)
+        return out
+
+    def load(self) -> LoadedRegistry:
+        """Load every feature of the tree."""
+        root = self.layout.policies_dir
+        problems: list[Problem] = []
+        seen: dict[str, str] = {}
+        features: dict[str, Feature] = {}
+        broken: set[str] = set()
+        for path in self.tree.walk(root):
+            rel = path[len(root) + 1 :]
+            if not is_policy_file(rel):
+                continue
+            name = feature_name(rel)
+            assert name is not None
+            if name in seen:
+                problems.append(
+                    Problem(path, None, f"defines feature {name!r} again (also {seen[name]})", name)
+                )
+                broken.add(name)
+                features.pop(name, None)
+                continue
+            seen[name] = path
+            result = self.load_feature(name, path)
+            if isinstance(result, Feature):
+                features[name] = result
+            else:
+                problems.extend(result)
+                broken.add(name)
+        self._check_defaults(problems)
+        catalog = self.catalog
+        problems.extend(self._catalog_problems)
+        return LoadedRegistry(features, sorted(set(problems)), catalog, self.layout, broken)
+
+    def _check_defaults(self, problems: list[Problem]) -> None:
+        for path in self.tree.walk(self.layout.policies_dir):
+            if path.rsplit("/", 1)[-1] == DEFAULTS_FILE:
+                parsed = self._policy_yaml(path)
+                if isinstance(parsed, Problem) and parsed not in problems:
+                    problems.append(parsed)
+
+    def load_feature(self, name: str, policy_path: str) -> Feature | list[Problem]:
+        """Load and check one feature; its problems when it is invalid."""
+        problems = self._load_feature(name, policy_path)
+        if isinstance(problems, Feature):
+            return problems
+        return [Problem(p.file, p.line, p.message, name) for p in problems]
+
+    def _load_feature(self, name: str, policy_path: str) -> Feature | list[Problem]:
+        root = self.layout.policies_dir
+        if not FEATURE_NAME.match(name):
+            return [
+                Problem(
+                    policy_path,
+                    None,
+                    f"feature name {name!r} is invalid: use lowercase letters, digits, '_' "
+                    "and '-', with '.' (folders) between parts",
+                )
+            ]
+        layers: list[Located] = []
+        for rel in defaults_chain(policy_path[len(root) + 1 :]):
+            parsed = self._policy_yaml(f"{root}/{rel}")
+            if isinstance(parsed, Problem):
+                return [parsed]
+            if parsed is not None:
+                layers.append(parsed)
+        own = self._policy_yaml(policy_path)
+        if isinstance(own, Problem):
+            return [own]
+        if own is None:
+            return [Problem(policy_path, None, "policy file not found")]
+        layers.append(own)
+        data, origins = deep_merge(layers)
+        try:
+            policy = Policy.model_validate(data)
+        except ValidationError as exc:
+            out = []
+            for err in exc.errors():
+                file, line = origin_of(origins, tuple(err["loc"]), (policy_path, 1))
+                message = describe_error(err)
+                if err["type"] == "missing":
+                    message += " (not set in the policy nor in any _defaults.yaml above it)"
+                out.append(Problem(file, line, message))
+            return out
+        prompt_line = own.lines.get(("prompt",)) or 1
+        prompt = self._find_prompt(policy.prompt, policy_path)
+        if isinstance(prompt, Problem):
+            return [Problem(policy_path, prompt_line if policy.prompt else 1, prompt.message)]
+        if isinstance(prompt, list):
+            return prompt
+        analysis = analyze(prompt, self._template_source, file_of=self._file_of)
+        problems = list(analysis.problems)
+        for var, (file, line) in analysis.variables.items():
+            if var not in prompt.inputs:
+                problems.append(
+                    Problem(file, line, f"variable {var!r} is used but not declared in inputs")
+                )
+        models, model_problems = self._check_models(policy, own, origins, policy_path)
+        problems.extend(model_problems)
+        if problems:
+            return problems
+        feature = Feature(
+            name=name,
+            policy_path=policy_path,
+            policy=policy,
+            policy_data=data,
+            prompt=prompt,
+            partials=analysis.partials,
+            models=models,
+            layout=self.layout,
+        )
+        if self.samples and prompt.sample is not None:
+            return self._check_sample(feature) or feature
+        return feature
+
+    def _file_of(self, name: str) -> str:
+        return f"{self.layout.prompts_dir}/{name}"
+
+    def _find_prompt(
+        self, ref: str | None, policy_path: str
+    ) -> PromptTemplate | list[Problem] | Problem:
+        root = self.layout.policies_dir
+        if ref is None:
+            rel = policy_path[len(root) + 1 :]
+            ref = rel.rsplit(".", 1)[0]
+        try:
+            ref = clean_path(ref)
+        except TreeEscape as exc:
+            return Problem(policy_path, None, f"prompt: {exc}")
+        base = f"{self.layout.prompts_dir}/{ref}"
+        candidates = [base] if base.endswith(PROMPT_SUFFIXES) else [base + s for s in PROMPT_SUFFIXES]
+        for path in candidates:
+            parsed = self.prompt(path)
+            if parsed is not None:
+                return parsed
+        return Problem(
+            policy_path, None, f"prompt file not found: {' or '.join(candidates)}"
+        )
+
+    def _check_models(
+        self, policy: Policy, own: Located, origins: Any, policy_path: str
+    ) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
+        problems: list[Problem] = []
+        models: dict[str, dict[str, Any]] = {}
+        for i, ref in enumerate(policy.models):
+            file, line = origin_of(origins, ("models", i), (policy_path, 1))
+            info = self.catalog.lookup(ref.model)
+            if info is None:
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        f"unknown model {ref.model!r}: not in the catalog; declare it in "
+                        f"{self.layout.policies_dir}/{MODELS_FILE}",
+                    )
+                )
+                continue
+            window = info.context_window
+            if window is not None and policy.budget.max_request_tokens > window:
+                bfile, bline = origin_of(
+                    origins, ("budget", "max_request_tokens"), (policy_path, 1)
+                )
+                problems.append(
+                    Problem(
+                        bfile,
+                        bline,
+                        f"budget.max_request_tokens {policy.budget.max_request_tokens} exceeds "
+                        f"the context window of {ref.model} ({window} tokens)",
+                    )
+                )
+            models[ref.model] = info.as_dict()
+        return models, problems
+
+    def _check_sample(self, feature: Feature) -> list[Problem]:
+        prompt = feature.prompt
+        line = prompt.sample_line
+        try:
+            messages = feature.compiled().render(prompt.sample or {})
+            estimate = self.catalog.estimate(
+                feature.policy, [m.as_dict() for m in messages]
+            )[0]
+        except (RenderError, CatalogError) as exc:
+            return [Problem(prompt.path, line, f"sample does not render: {exc}", feature.name)]
+        limit = feature.policy.budget.max_request_tokens
+        if estimate.total_tokens > limit:
+            return [
+                Problem(
+                    prompt.path,
+                    line,
+                    f"sample's estimated request of {estimate.total_tokens} tokens "
+                    f"({estimate.input_tokens} input + {estimate.max_output_tokens} max output "
+                    f"on {estimate.model}) exceeds budget.max_request_tokens {limit}: the "
+                    "prompt outgrew its budget",
+                    feature.name,
+                )
+            ]
+        return []
