@@ -1,0 +1,43 @@
+"""Settings: every environment variable promptreg reads, documented in one place.
+
+| variable                  | meaning                                              | default               |
+|---------------------------|------------------------------------------------------|-----------------------|
+| PROMPTREG_DATABASE_URL    | SQLAlchemy URL of the database                       | sqlite:///promptreg.db|
+| PROMPTREG_URL             | a promptreg server, for the remote CLI               | (none: database mode) |
+| PROMPTREG_TOKEN           | API token for PROMPTREG_URL                          | (none)                |
+| PROMPTREG_REPO            | repository path or URL that sync and serve read      | .                     |
+| PROMPTREG_REF             | branch that sync reads                               | the checked-out branch|
+| PROMPTREG_LABEL           | label that sync moves                                | production            |
+| PROMPTREG_WEBHOOK_SECRET  | secret of the git push webhook's HMAC signature      | (none: hook refused)  |
+| PROMPTREG_PROMPTS_DIR     | prompts folder inside the repository                 | prompts               |
+| PROMPTREG_POLICIES_DIR    | policies folder inside the repository                | policies              |
+| PROMPTREG_CACHE_DIR       | where repository URLs are cloned                     | ~/.cache/promptreg    |
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """promptreg's configuration, from `PROMPTREG_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="PROMPTREG_", extra="ignore")
+
+    database_url: str = "sqlite:///promptreg.db"
+    url: str | None = None
+    token: str | None = None
+    repo: str = "."
+    ref: str | None = None
+    label: str = "production"
+    webhook_secret: str | None = None
+    prompts_dir: str = "prompts"
+    policies_dir: str = "policies"
+    cache_dir: Path = Path.home() / ".cache" / "promptreg"
+
+
+def get_settings() -> Settings:
+    """Settings read from the environment now."""
+    return Settings()
