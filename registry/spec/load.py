@@ -253,9 +253,24 @@ class RegistryLoader:
                 problems.extend(result)
                 broken.add(name)
         self._check_defaults(problems)
+        problems.extend(self.check_links([
+            *self.tree.walk(self.layout.prompts_dir), *self.tree.walk(root)
+        ]))
         catalog = self.catalog
         problems.extend(self._catalog_problems)
         return LoadedRegistry(features, sorted(set(problems)), catalog, self.layout, broken)
+
+    def check_links(self, paths: list[str]) -> list[Problem]:
+        """A problem for each of `paths` that is a symlink leading outside the repository."""
+        out = []
+        for path in paths:
+            try:
+                self.tree.read(path)
+            except TreeEscape:
+                out.append(Problem(path, None, "symlink points outside the repository; refused"))
+            except FileNotFoundError:
+                pass
+        return out
 
     def _check_defaults(self, problems: list[Problem]) -> None:
         for path in self.tree.walk(self.layout.policies_dir):

@@ -1,0 +1,186 @@
+"""Reading a git repository: opening paths and URLs, first-parent history, trees at a commit.
+
+`GitTree` is the git side of `registry.spec.tree.Tree`: the files of one commit, read
+from the object database without a checkout. A symlink stored in git (mode 120000) is
+followed only while its target stays inside the repository.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import git
+from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
+
+from registry.errors import PromptregError
+from registry.spec.tree import TreeEscape, clean_path
+
+_LINK_MODE = 0o120000
+_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
+
+
+class RepoError(PromptregError):
+    """The repository or ref cannot be read."""
+
+
+@dataclass(frozen=True)
+class CommitMeta:
+    """What a version records about the commit that produced it."""
+
+    sha: str
+    author: str
+    email: str
+    message: str
+    committed_at: datetime
+
+
+def is_url(repo: str) -> bool:
+    """True when `repo` names a remote repository rather than a local path."""
+    return bool(_URL.match(repo)) or repo.startswith("file://")
+
+
+def open_repo(repo: str, *, cache_dir: Path) -> tuple[git.Repo, str]:
+    """Open a local repository, or clone/fetch a URL into the cache; returns (repo, key)."""
+    if is_url(repo):
+        folder = cache_dir / hashlib.sha256(repo.encode()).hexdigest()[:16]
+        try:
+            if (folder / "HEAD").exists():
+                cloned = git.Repo(folder)
+                cloned.git.fetch("--prune", "--force", "origin", "+refs/heads/*:refs/heads/*")
+            else:
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                cloned = git.Repo.clone_from(repo, folder, bare=True, mirror=True)
+        except GitCommandError as exc:
+            raise RepoError(f"cannot fetch {repo}: {exc.stderr.strip() or exc}") from None
+        return cloned, repo
+    path = Path(repo).expanduser().resolve()
+    try:
+        return git.Repo(path, search_parent_directories=False), str(path)
+    except NoSuchPathError:
+        raise RepoError(f"{repo}: no such directory") from None
+    except InvalidGitRepositoryError:
+        raise RepoError(f"{repo} is not a git repository") from None
+
+
+def resolve_ref(repo: git.Repo, ref: str | None) -> tuple[str, str]:
+    """The (ref name, tip commit sha) of `ref`, or of the checked-out branch when None."""
+    if ref is None:
+        try:
+            ref = repo.active_branch.name if not repo.bare else repo.git.symbolic_ref(
+                "--short", "HEAD"
+            )
+        except (TypeError, GitCommandError):
+            ref = "HEAD"
+    try:
+        return ref, repo.commit(ref).hexsha
+    except (BadName, ValueError, GitCommandError):
+        raise RepoError(f"ref {ref!r} does not exist in {repo.git_dir}") from None
+
+
+def first_parent_shas(repo: git.Repo, tip: str, since: str | None) -> list[str]:
+    """Commits on the first-parent chain from `since` (exclusive) to `tip`, oldest first."""
+    spec = tip if since is None else f"{since}..{tip}"
+    out = repo.git.rev_list("--first-parent", "--reverse", spec)
+    return out.split() if out else []
+
+
+def is_ancestor(repo: git.Repo, ancestor: str, tip: str) -> bool:
+    """True when `ancestor` is reachable from `tip` (false for unknown commits)."""
+    try:
+        return bool(repo.is_ancestor(ancestor, tip))
+    except (GitCommandError, ValueError):
+        return False
+
+
+def changed_paths(repo: git.Repo, shas: list[str], folders: list[str]) -> dict[str, list[str]]:
+    """Paths under `folders` that each commit changed against its first parent (one git call)."""
+    if not shas:
+        return {}
+    out: dict[str, list[str]] = {sha: [] for sha in shas}
+    spec = shas[-1] if len(shas) == 1 else f"{shas[0]}^..{shas[-1]}"
+    first = repo.commit(shas[0])
+    if not first.parents:
+        spec = shas[-1]
+    log = repo.git.log(
+        "--first-parent",
+        "--diff-merges=first-parent",
+        "--no-renames",
+        "--name-only",
+        "--format=\x01%H",
+        spec,
+        "--",
+        *folders,
+    )
+    current: str | None = None
+    for line in log.splitlines():
+        if line.startswith("\x01"):
+            current = line[1:].strip()
+        elif line.strip() and current in out:
+            out[current].append(line.strip())
+    return out
+
+
+def commit_meta(commit: git.Commit) -> CommitMeta:
+    """Author, message and time of a commit."""
+    return CommitMeta(
+        sha=commit.hexsha,
+        author=str(commit.author.name or ""),
+        email=str(commit.author.email or ""),
+        message=str(commit.message).strip(),
+        committed_at=datetime.fromtimestamp(commit.committed_date, tz=UTC),
+    )
+
+
+class GitTree:
+    """The files of one commit, read from git's object database."""
+
+    def __init__(self, repo: git.Repo, sha: str) -> None:
+        self.repo = repo
+        self.sha = sha
+        self.commit = repo.commit(sha)
+        self._tree = self.commit.tree
+
+    def __repr__(self) -> str:
+        return f"GitTree({self.sha[:12]})"
+
+    def _entry(self, path: str) -> git.Blob | git.Tree | None:
+        try:
+            entry = self._tree / path if path else self._tree
+        except KeyError:
+            return None
+        return entry  # type: ignore[no-any-return]
+
+    def walk(self, folder: str) -> list[str]:
+        entry = self._entry(clean_path(folder))
+        if not isinstance(entry, git.Tree):
+            return []
+        return sorted(
+            item.path
+            for item in entry.traverse()
+            if isinstance(item, git.Blob)  # type: ignore[union-attr]
+        )
+
+    def read(self, path: str) -> bytes:
+        rel = clean_path(path)
+        for _ in range(16):
+            entry = self._entry(rel)
+            if not isinstance(entry, git.Blob):
+                raise FileNotFoundError(rel)
+            data: bytes = entry.data_stream.read()
+            if entry.mode != _LINK_MODE:
+                return data
+            target = data.decode("utf-8", "replace")
+            folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
+            try:
+                if target.startswith("/"):
+                    raise TreeEscape(target)
+                rel = clean_path(f"{folder}/{target}" if folder else target)
+            except TreeEscape:
+                raise TreeEscape(
+                    f"{path} is a symlink that points outside the repository"
+                ) from None
+        raise TreeEscape(f"{path}: too many levels of symlinks")
