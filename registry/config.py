@@ -1,17 +1,15 @@
 """Settings: every environment variable promptreg reads, documented in one place.
 
-| variable                  | meaning                                              | default               |
-|---------------------------|------------------------------------------------------|-----------------------|
-| PROMPTREG_DATABASE_URL    | SQLAlchemy URL of the database                       | sqlite:///promptreg.db|
-| PROMPTREG_URL             | a promptreg server, for the remote CLI               | (none: database mode) |
-| PROMPTREG_TOKEN           | API token for PROMPTREG_URL                          | (none)                |
-| PROMPTREG_REPO            | repository path or URL that sync and serve read      | .                     |
-| PROMPTREG_REF             | branch that sync reads                               | the checked-out branch|
-| PROMPTREG_LABEL           | label that sync moves                                | production            |
-| PROMPTREG_WEBHOOK_SECRET  | secret of the git push webhook's HMAC signature      | (none: hook refused)  |
-| PROMPTREG_PROMPTS_DIR     | prompts folder inside the repository                 | prompts               |
-| PROMPTREG_POLICIES_DIR    | policies folder inside the repository                | policies              |
-| PROMPTREG_CACHE_DIR       | where repository URLs are cloned                     | ~/.cache/promptreg    |
+PROMPTREG_DATABASE_URL     SQLAlchemy URL of the database (default: sqlite:///promptreg.db)
+PROMPTREG_URL              a promptreg server, for the remote CLI (default: database mode)
+PROMPTREG_TOKEN            API token for PROMPTREG_URL
+PROMPTREG_REPO             repository path or URL that sync and serve read (default: .)
+PROMPTREG_REF              branch that sync reads (default: the checked-out branch)
+PROMPTREG_LABEL            label that sync moves (default: production)
+PROMPTREG_WEBHOOK_SECRET   secret of the push webhook's HMAC signature (unset: hook refused)
+PROMPTREG_PROMPTS_DIR      prompts folder inside the repository (default: prompts)
+PROMPTREG_POLICIES_DIR     policies folder inside the repository (default: policies)
+PROMPTREG_CACHE_DIR        where repository URLs are cloned (default: ~/.cache/promptreg)
 """
 
 from __future__ import annotations

@@ -70,8 +70,10 @@ def resolve_ref(repo: git.Repo, ref: str | None) -> tuple[str, str]:
     """The (ref name, tip commit sha) of `ref`, or of the checked-out branch when None."""
     if ref is None:
         try:
-            ref = repo.active_branch.name if not repo.bare else repo.git.symbolic_ref(
-                "--short", "HEAD"
+            ref = (
+                repo.active_branch.name
+                if not repo.bare
+                else repo.git.symbolic_ref("--short", "HEAD")
             )
         except (TypeError, GitCommandError):
             ref = "HEAD"
@@ -91,8 +93,8 @@ def first_parent_shas(repo: git.Repo, tip: str, since: str | None) -> list[str]:
 def is_ancestor(repo: git.Repo, ancestor: str, tip: str) -> bool:
     """True when `ancestor` is reachable from `tip` (false for unknown commits)."""
     try:
-        return bool(repo.is_ancestor(ancestor, tip))
-    except (GitCommandError, ValueError):
+        return bool(repo.is_ancestor(repo.commit(ancestor), repo.commit(tip)))
+    except (GitCommandError, ValueError, BadName):
         return False
 
 
@@ -152,17 +154,13 @@ class GitTree:
             entry = self._tree / path if path else self._tree
         except KeyError:
             return None
-        return entry  # type: ignore[no-any-return]
+        return entry
 
     def walk(self, folder: str) -> list[str]:
         entry = self._entry(clean_path(folder))
         if not isinstance(entry, git.Tree):
             return []
-        return sorted(
-            item.path
-            for item in entry.traverse()
-            if isinstance(item, git.Blob)  # type: ignore[union-attr]
-        )
+        return sorted(str(item.path) for item in entry.traverse() if isinstance(item, git.Blob))
 
     def read(self, path: str) -> bytes:
         rel = clean_path(path)

@@ -32,7 +32,7 @@ from jinja2 import meta as jinja_meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from registry.errors import InputError, Problem, RenderError
+from registry.errors import Problem, RenderError
 from registry.spec.prompt import ROLES, PromptTemplate
 from registry.spec.tree import TreeEscape, clean_path
 
@@ -50,6 +50,8 @@ _PROMPTY_ROLE = re.compile(
 _PROMPTY_TEMPLATED_ROLE = re.compile(
     r"^[ \t]*(?:#[ \t]*)?\{\{-?\s*([A-Za-z_][\w.]*)\s*-?\}\}[ \t]*:[ \t]*$", re.MULTILINE
 )
+# Prompty's thread-insertion marker (late v1): the conversation goes here, then a user turn.
+PROMPTY_THREAD = re.compile(r"^[ \t]*!\[thread\][ \t]*$", re.MULTILINE)
 _BARE_VARIABLE = re.compile(r"^[ \t]*\{\{-?\s*([A-Za-z_]\w*)\s*-?\}\}[ \t]*$", re.MULTILINE)
 _ATTR = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
 _INTERNAL = frozenset({"__role__", "__messages__", "range"})
@@ -75,9 +77,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 raise SecurityError("exponent too large in a template (the limit is 64)")
             return left**right
         for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(count, int):
-                if len(seq) * count > MAX_OUTPUT_CHARS:
-                    raise SecurityError("sequence repetition too large in a template")
+            too_big = isinstance(seq, str | list | tuple) and isinstance(count, int)
+            if too_big and len(seq) * count > MAX_OUTPUT_CHARS:
+                raise SecurityError("sequence repetition too large in a template")
         return left * right
 
 
@@ -138,6 +140,9 @@ def preprocess(source: str, dialect: str, message_inputs: frozenset[str]) -> str
     if dialect == "prompty":
         source = _PROMPTY_ROLE.sub(role, source)
         source = _PROMPTY_TEMPLATED_ROLE.sub(templated, source)
+        source = PROMPTY_THREAD.sub(
+            "{{ __messages__('thread') }}{{ __role__('user', '') }}", source
+        )
     else:
         source = _JINJA_ROLE.sub(role, source)
     return _BARE_VARIABLE.sub(bare, source)
@@ -186,7 +191,7 @@ def analyze(
                 out.variables[var] = (file, _first_use(tree, var) + first_line - 1)
         for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
             line = node.lineno + first_line - 1
-            target = node.template
+            target = getattr(node, "template", None)  # all four node types have one
             if not isinstance(target, nodes.Const) or not isinstance(target.value, str):
                 out.problems.append(
                     Problem(file, line, "include/import names must be literal strings")
@@ -317,7 +322,8 @@ class CompiledPrompt:
                 size += len(chunk)
                 if size > limits.max_output_chars:
                     raise RenderError(
-                        f"{self.feature}: render output exceeds {limits.max_output_chars} characters"
+                        f"{self.feature}: render output exceeds "
+                        f"{limits.max_output_chars} characters"
                     )
                 if time.perf_counter() > deadline:
                     raise RenderError(
@@ -360,8 +366,6 @@ class CompiledPrompt:
                 for msg in values.get(arg) or []:
                     out.append(Message(str(msg["role"]), str(msg["content"]), msg.get("name")))
         flush(text[pos:])
-        if "\x00" in "".join(m.content for m in out) and nonce in text:
-            raise InputError(f"{self.feature}: a marker was split by the template")
         return out
 
 

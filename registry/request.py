@@ -69,4 +69,6 @@ def prepare(feature: Feature, catalog: Catalog, variables: Mapping[str, Any]) ->
     messages = feature.compiled().render(variables)
     wire = [m.as_dict() for m in messages]
     estimates = catalog.estimate(feature.policy, wire)
-    return PreparedRequest(feature, messages, estimates, budget_verdict(feature.policy, estimates[0]))
+    return PreparedRequest(
+        feature, messages, estimates, budget_verdict(feature.policy, estimates[0])
+    )

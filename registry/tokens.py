@@ -93,7 +93,8 @@ class Catalog:
         base = base or {}
         entry = entry or ModelEntry()
         source = "+".join(
-            s for s, present in (("catalog", bool(base)), ("_models.yaml", model in self.overrides))
+            s
+            for s, present in (("catalog", bool(base)), ("_models.yaml", model in self.overrides))
             if present
         )
         pick = _first
@@ -191,13 +192,13 @@ def budget_verdict(policy: Policy, estimate: Estimate) -> Verdict:
             f"{estimate.max_output_tokens} max output) exceeds budget.max_request_tokens "
             f"of {budget.max_request_tokens}",
         )
-    if budget.max_request_usd is not None and estimate.cost_usd is not None:
-        if estimate.cost_usd > budget.max_request_usd:
-            return Verdict(
-                False,
-                f"estimated cost ${estimate.cost_usd:.6f} on {estimate.model} exceeds "
-                f"budget.max_request_usd of ${budget.max_request_usd:g}",
-            )
+    limit_usd, cost = budget.max_request_usd, estimate.cost_usd
+    if limit_usd is not None and cost is not None and cost > limit_usd:
+        return Verdict(
+            False,
+            f"estimated cost ${cost:.6f} on {estimate.model} exceeds "
+            f"budget.max_request_usd of ${limit_usd:g}",
+        )
     return Verdict(
         True,
         f"{total} of {budget.max_request_tokens} tokens"

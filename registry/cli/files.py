@@ -175,7 +175,11 @@ def render(
     for est in prepared.estimates:
         cost = "?" if est.cost_usd is None else f"{est.cost_usd:.6f}"
         table.add_row(
-            est.model, str(est.input_tokens), str(est.max_output_tokens), str(est.total_tokens), cost
+            est.model,
+            str(est.input_tokens),
+            str(est.max_output_tokens),
+            str(est.total_tokens),
+            cost,
         )
     console.print(table)
     verdict = prepared.verdict

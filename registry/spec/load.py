@@ -253,9 +253,9 @@ class RegistryLoader:
                 problems.extend(result)
                 broken.add(name)
         self._check_defaults(problems)
-        problems.extend(self.check_links([
-            *self.tree.walk(self.layout.prompts_dir), *self.tree.walk(root)
-        ]))
+        problems.extend(
+            self.check_links([*self.tree.walk(self.layout.prompts_dir), *self.tree.walk(root)])
+        )
         catalog = self.catalog
         problems.extend(self._catalog_problems)
         return LoadedRegistry(features, sorted(set(problems)), catalog, self.layout, broken)
@@ -368,14 +368,14 @@ class RegistryLoader:
         except TreeEscape as exc:
             return Problem(policy_path, None, f"prompt: {exc}")
         base = f"{self.layout.prompts_dir}/{ref}"
-        candidates = [base] if base.endswith(PROMPT_SUFFIXES) else [base + s for s in PROMPT_SUFFIXES]
+        candidates = (
+            [base] if base.endswith(PROMPT_SUFFIXES) else [base + s for s in PROMPT_SUFFIXES]
+        )
         for path in candidates:
             parsed = self.prompt(path)
             if parsed is not None:
                 return parsed
-        return Problem(
-            policy_path, None, f"prompt file not found: {' or '.join(candidates)}"
-        )
+        return Problem(policy_path, None, f"prompt file not found: {' or '.join(candidates)}")
 
     def _check_models(
         self, policy: Policy, own: Located, origins: Any, policy_path: str
@@ -416,9 +416,7 @@ class RegistryLoader:
         line = prompt.sample_line
         try:
             messages = feature.compiled().render(prompt.sample or {})
-            estimate = self.catalog.estimate(
-                feature.policy, [m.as_dict() for m in messages]
-            )[0]
+            estimate = self.catalog.estimate(feature.policy, [m.as_dict() for m in messages])[0]
         except (RenderError, CatalogError) as exc:
             return [Problem(prompt.path, line, f"sample does not render: {exc}", feature.name)]
         limit = feature.policy.budget.max_request_tokens

@@ -105,7 +105,9 @@ def deep_merge(layers: list[Located]) -> tuple[dict[str, Any], Origins]:
     merged: dict[str, Any] = {}
     origins: Origins = {}
 
-    def merge_into(target: dict[str, Any], source: dict[str, Any], loc: Loc, layer: Located) -> None:
+    def merge_into(
+        target: dict[str, Any], source: dict[str, Any], loc: Loc, layer: Located
+    ) -> None:
         for key, value in source.items():
             child = (*loc, key)
             if isinstance(value, dict) and isinstance(target.get(key), dict):
@@ -133,7 +135,9 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def origin_of(origins: Origins, loc: Loc, fallback: tuple[str, int | None]) -> tuple[str, int | None]:
+def origin_of(
+    origins: Origins, loc: Loc, fallback: tuple[str, int | None]
+) -> tuple[str, int | None]:
     """Where the value at `loc` (or its nearest ancestor) was written."""
     for end in range(len(loc), 0, -1):
         hit = origins.get(tuple(loc[:end]))

@@ -41,9 +41,7 @@ class InputSpec(BaseModel):
         """Return `value` if it fits this declaration, else raise InputError naming `name`."""
         ok = _TYPE_CHECKS[self.type](value)
         if not ok:
-            raise InputError(
-                f"input {name!r} must be of type {self.type}, got {_type_name(value)}"
-            )
+            raise InputError(f"input {name!r} must be of type {self.type}, got {_type_name(value)}")
         if self.type == "messages":
             for i, msg in enumerate(value):
                 if set(msg) - {"role", "content", "name"} or msg.get("role") not in ROLES:
@@ -56,7 +54,11 @@ class InputSpec(BaseModel):
         if self.enum is not None and value not in self.enum:
             allowed = ", ".join(repr(v) for v in self.enum)
             raise InputError(f"input {name!r} must be one of {allowed}, got {value!r}")
-        if self.max_length is not None and hasattr(value, "__len__") and len(value) > self.max_length:
+        if (
+            self.max_length is not None
+            and hasattr(value, "__len__")
+            and len(value) > self.max_length
+        ):
             raise InputError(
                 f"input {name!r} is {len(value)} long, over its max_length of {self.max_length}"
             )
@@ -64,8 +66,15 @@ class InputSpec(BaseModel):
 
 
 def _type_name(value: Any) -> str:
-    return {str: "string", bool: "boolean", int: "integer", float: "number", list: "list",
-            dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        list: "list",
+        dict: "object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 _TYPE_CHECKS: dict[str, Any] = {
@@ -155,7 +164,7 @@ def decode(data: bytes, file: str) -> str:
 
 def parse_jinja_prompt(data: bytes, path: str, name: str) -> PromptTemplate:
     """Parse a `.jinja` prompt file."""
-    text = decode(data, path)
+    text = decode(data, path).replace("\r\n", "\n")
     if not text.strip():
         raise _problem(path, 1, "empty prompt file")
     front, front_line, body, body_line = split_frontmatter(text, path)
@@ -172,8 +181,14 @@ def parse_jinja_prompt(data: bytes, path: str, name: str) -> PromptTemplate:
     if not body.strip():
         raise _problem(path, body_line, "the prompt body is empty")
     return PromptTemplate(
-        path=path, name=name, body=body, body_line=body_line, description=meta.description,
-        inputs=dict(meta.inputs), sample=meta.sample, source=text,
+        path=path,
+        name=name,
+        body=body,
+        body_line=body_line,
+        description=meta.description,
+        inputs=dict(meta.inputs),
+        sample=meta.sample,
+        source=text,
         sample_line=located.lines.get(("sample",)) if located is not None else None,
     )
 

@@ -7,6 +7,7 @@ tree into plain Python data plus a map from key paths to 1-based line numbers.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,10 +51,8 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int], offset: int) -> Any:
         out: dict[Any, Any] = {}
         for key, value in node.items():
             child = (*loc, str(key))
-            try:
+            with contextlib.suppress(KeyError, TypeError, AttributeError):
                 lines[child] = node.lc.key(key)[0] + 1 + offset
-            except (KeyError, TypeError, AttributeError):
-                pass
             out[str(key) if not isinstance(key, int | float | bool) else key] = _plain(
                 value, child, lines, offset
             )
@@ -62,10 +61,8 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int], offset: int) -> Any:
         items = []
         for i, value in enumerate(node):
             child = (*loc, i)
-            try:
+            with contextlib.suppress(KeyError, TypeError, AttributeError):
                 lines[child] = node.lc.item(i)[0] + 1 + offset
-            except (KeyError, TypeError, AttributeError):
-                pass
             items.append(_plain(value, child, lines, offset))
         return items
     if isinstance(node, str):
