@@ -1,0 +1,51 @@
+"""The storage layer: SQLModel tables (models), engines/migrations/locks (db), queries (crud)."""
+
+from registry.store.db import (
+    DatabaseAhead,
+    DatabaseBehind,
+    MigrationsNotFound,
+    StoreError,
+    SyncLockTimeout,
+    current_revision,
+    ensure_database,
+    head_revision,
+    make_engine,
+    migrate,
+    session_scope,
+    sync_lock,
+)
+from registry.store.models import (
+    ApiToken,
+    AuditEntry,
+    CommitInfo,
+    Feature,
+    Label,
+    SyncError,
+    SyncRun,
+    SyncState,
+    Version,
+)
+
+__all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "CommitInfo",
+    "Feature",
+    "Label",
+    "SyncError",
+    "SyncRun",
+    "SyncState",
+    "Version",
+    "DatabaseAhead",
+    "DatabaseBehind",
+    "MigrationsNotFound",
+    "StoreError",
+    "SyncLockTimeout",
+    "current_revision",
+    "ensure_database",
+    "head_revision",
+    "make_engine",
+    "migrate",
+    "session_scope",
+    "sync_lock",
+]

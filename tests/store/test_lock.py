@@ -1,0 +1,191 @@
+"""The sync lock: a second sync waits for the first, and a killed sync leaves no trace."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session, select
+
+from registry.store import crud
+from registry.store.db import SyncLockTimeout, session_scope, sync_lock
+from registry.store.models import CommitInfo, Feature, Label, Version, utcnow
+
+# A stand-in for `promptreg sync`: lock, write, then hold the transaction open or commit.
+SYNC = """
+import sys, time
+from sqlmodel import select
+from registry.store import crud, make_engine, session_scope, sync_lock
+from registry.store.models import CommitInfo, Feature, utcnow
+
+url, name, hold_s, mode = sys.argv[1:5]
+engine = make_engine(url)
+with session_scope(engine) as session:
+    started = time.monotonic()
+    sync_lock(session, timeout_s=60)
+    waited = time.monotonic() - started
+    seen = ",".join(sorted(f.name for f in session.exec(select(Feature)).all()))
+    print(f"locked waited={waited:.3f} seen={seen}", flush=True)
+    feature = crud.get_or_create_feature(session=session, name=name)
+    version = crud.add_version(
+        session=session, feature=feature, content_hash="0" * 64, content="{}",
+        prompt_path="p", policy_path="q",
+        commit=CommitInfo(sha="1" * 40, author="a", email="e", message="m", committed_at=utcnow()),
+    )
+    crud.set_label(
+        session=session, feature=feature, name="production", version=version, pinned=False,
+        action="sync", actor="ci",
+    )
+    session.flush()
+    print("written", flush=True)
+    time.sleep(float(hold_s) if mode == "commit" else 600)
+print("committed", flush=True)
+"""
+
+
+StartSync = Callable[..., subprocess.Popen[str]]
+
+
+@pytest.fixture
+def start_sync(db_url: str) -> Iterator[StartSync]:
+    """Start SYNC in a child process; every child is reaped (pipes closed) after the test."""
+    children: list[subprocess.Popen[str]] = []
+
+    def start(name: str, hold_s: float, mode: str = "commit") -> subprocess.Popen[str]:
+        child = subprocess.Popen(
+            [sys.executable, "-c", SYNC, db_url, name, str(hold_s), mode],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
+
+
+def expect_line(proc: subprocess.Popen[str], prefix: str) -> str:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith(prefix):
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"expected {prefix!r}, got {line!r}; stderr:\n{err}")
+    return line.strip()
+
+
+def feature_names(engine: Engine) -> list[str]:
+    with Session(engine) as session:
+        return sorted(f.name for f in session.exec(select(Feature)).all())
+
+
+def test_second_sync_waits_for_the_first_then_runs(engine: Engine, start_sync: StartSync) -> None:
+    first = start_sync("first", hold_s=3)
+    expect_line(first, "locked waited=")
+    second = start_sync("second", hold_s=0)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    locked = out.splitlines()[0]
+    waited = float(locked.split("waited=")[1].split()[0])
+    # It ran only after the first committed: it waited, and it saw the first one's feature.
+    assert waited > 0.5, locked
+    assert locked.endswith("seen=first"), locked
+    assert feature_names(engine) == ["first", "second"]
+
+
+def test_killed_sync_leaves_the_database_as_before(engine: Engine, start_sync: StartSync) -> None:
+    with session_scope(engine) as session:
+        crud.get_or_create_feature(session=session, name="existing")
+    sync = start_sync("killed", hold_s=0, mode="hang")
+    expect_line(sync, "locked")
+    expect_line(sync, "written")
+    os.kill(sync.pid, signal.SIGKILL)
+    sync.communicate(timeout=30)
+    assert feature_names(engine) == ["existing"]
+    with Session(engine) as session:
+        assert session.exec(select(Version)).all() == []
+        assert session.exec(select(Label)).all() == []
+        assert crud.list_audit(session=session) == []
+        session.rollback()
+        started = time.monotonic()
+        sync_lock(session, timeout_s=30)  # the dead process's lock is gone
+        assert time.monotonic() - started < 10
+        if engine.dialect.name == "sqlite":
+            assert session.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
+    after = start_sync("after", hold_s=0)
+    _, err = after.communicate(timeout=120)
+    assert after.returncode == 0, err
+    assert feature_names(engine) == ["after", "existing"]
+
+
+def test_lock_timeout_raises_and_the_session_stays_usable(engine: Engine) -> None:
+    with Session(engine) as holder, Session(engine) as waiter:
+        sync_lock(holder, timeout_s=5)
+        started = time.monotonic()
+        with pytest.raises(SyncLockTimeout, match="more than 0.5 s"):
+            sync_lock(waiter, timeout_s=0.5)
+        assert 0.4 < time.monotonic() - started < 10
+        assert not waiter.in_transaction()
+        holder.commit()
+        sync_lock(waiter, timeout_s=5)
+        crud.get_or_create_feature(session=waiter, name="late")
+        waiter.commit()
+    assert feature_names(engine) == ["late"]
+
+
+def test_readers_are_not_blocked_by_a_sync(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        crud.get_or_create_feature(session=session, name="old")
+    with Session(engine) as syncing:
+        sync_lock(syncing, timeout_s=5)
+        crud.get_or_create_feature(session=syncing, name="new")
+        started = time.monotonic()
+        assert feature_names(engine) == ["old"]  # uncommitted work is invisible
+        assert time.monotonic() - started < 2
+        syncing.commit()
+    assert feature_names(engine) == ["new", "old"]
+
+
+def test_postgres_lock_timeout_setting_is_restored(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: lock_timeout is a PostgreSQL setting")
+    with Session(engine) as session:
+        before = session.execute(text("SHOW lock_timeout")).scalar_one()
+        session.rollback()
+        sync_lock(session, timeout_s=7)
+        assert session.execute(text("SHOW lock_timeout")).scalar_one() == before
+
+
+def test_sqlite_sync_lock_must_start_the_transaction(tmp_path: Path, engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL's advisory lock can be taken at any point")
+    with Session(engine) as session:
+        session.exec(select(Feature)).all()
+        with pytest.raises(RuntimeError, match="before any query"):
+            sync_lock(session)
+    with session_scope(engine, write=True) as session:
+        session.exec(select(Feature)).all()
+        sync_lock(session)  # a write transaction already holds the write lock
+        feature = crud.get_or_create_feature(session=session, name="a")
+        commit = CommitInfo(sha="1" * 40, author="a", email="e", message="m", committed_at=utcnow())
+        crud.add_version(
+            session=session,
+            feature=feature,
+            content_hash="0" * 64,
+            content="{}",
+            prompt_path="p",
+            policy_path="q",
+            commit=commit,
+        )
+    assert feature_names(engine) == ["a"]
