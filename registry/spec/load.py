@@ -109,10 +109,19 @@ class LoadedRegistry:
 class RegistryLoader:
     """Loads features from a tree, caching parsed files by path and content."""
 
-    def __init__(self, tree: Tree, layout: Layout | None = None, *, samples: bool = True) -> None:
+    def __init__(
+        self,
+        tree: Tree,
+        layout: Layout | None = None,
+        *,
+        samples: bool = True,
+        cache: dict[Any, Any] | None = None,
+    ) -> None:
         self.tree = tree
         self.layout = layout or Layout()
         self.samples = samples
+        # shared across loaders of one repository: parsed files keyed by path and bytes
+        self.shared = cache if cache is not None else {}
         self._yaml: dict[str, Located | Problem | None] = {}
         self._prompts: dict[str, PromptTemplate | list[Problem] | None] = {}
         self._catalog: Catalog | None = None
@@ -130,6 +139,13 @@ class RegistryLoader:
             self._yaml[path] = self._parse_yaml(path)
         return self._yaml[path]
 
+    def exists(self, path: str) -> bool:
+        """True when `path` is a file of the tree (a symlink leaving it counts as present)."""
+        try:
+            return self._read(path) is not None
+        except TreeEscape:
+            return True
+
     def _parse_yaml(self, path: str) -> Located | Problem | None:
         try:
             data = self._read(path)
@@ -137,6 +153,13 @@ class RegistryLoader:
             return Problem(path, None, str(exc))
         if data is None:
             return None
+        key = ("yaml", path, data)
+        if key not in self.shared:
+            self.shared[key] = self._parse_yaml_bytes(path, data)
+        result: Located | Problem = self.shared[key]
+        return result
+
+    def _parse_yaml_bytes(self, path: str, data: bytes) -> Located | Problem:
         try:
             text = decode(data, path)
             if not text.strip():
@@ -154,20 +177,35 @@ class RegistryLoader:
     def catalog(self) -> Catalog:
         """The catalog with this tree's `_models.yaml` applied."""
         if self._catalog is None:
-            overrides: dict[str, ModelEntry] = {}
             path = f"{self.layout.policies_dir}/{MODELS_FILE}"
             try:
                 data = self._read(path)
-                if data is not None:
-                    overrides = parse_models_file(decode(data, path), path)
-            except PromptFileError as exc:
-                self._catalog_problems = list(exc.problems)
-            except YamlProblem as exc:
-                self._catalog_problems = [exc.problem]
             except TreeEscape as exc:
-                self._catalog_problems = [Problem(path, None, str(exc))]
-            self._catalog = Catalog(overrides)
+                data, self._catalog_problems = None, [Problem(path, None, str(exc))]
+            key = ("models", data)
+            if key not in self.shared:
+                self.shared[key] = self._parse_catalog(path, data)
+            self._catalog, problems = self.shared[key]
+            self._catalog_problems += problems
         return self._catalog
+
+    def catalog_problems(self) -> list[Problem]:
+        """Problems of `_models.yaml` (an invalid file counts as empty)."""
+        _ = self.catalog
+        return list(self._catalog_problems)
+
+    @staticmethod
+    def _parse_catalog(path: str, data: bytes | None) -> tuple[Catalog, list[Problem]]:
+        overrides: dict[str, ModelEntry] = {}
+        problems: list[Problem] = []
+        try:
+            if data is not None:
+                overrides = parse_models_file(decode(data, path), path)
+        except PromptFileError as exc:
+            problems = list(exc.problems)
+        except YamlProblem as exc:
+            problems = [exc.problem]
+        return Catalog(overrides), problems
 
     def prompt(self, path: str) -> PromptTemplate | list[Problem] | None:
         """The parsed prompt file at repository path `path` (None when absent)."""
@@ -183,6 +221,15 @@ class RegistryLoader:
         if data is None:
             return None
         name = path[len(self.layout.prompts_dir) + 1 :]
+        if not path.endswith(".prompty"):
+            key = ("prompt", path, data)
+            if key not in self.shared:
+                try:
+                    self.shared[key] = parse_jinja_prompt(data, path, name)
+                except PromptFileError as exc:
+                    self.shared[key] = list(exc.problems)
+            cached: PromptTemplate | list[Problem] = self.shared[key]
+            return cached
         try:
             if path.endswith(".prompty"):
                 from registry.spec.prompty import parse_prompty
@@ -257,7 +304,7 @@ class RegistryLoader:
             self.check_links([*self.tree.walk(self.layout.prompts_dir), *self.tree.walk(root)])
         )
         catalog = self.catalog
-        problems.extend(self._catalog_problems)
+        problems.extend(self.catalog_problems())
         return LoadedRegistry(features, sorted(set(problems)), catalog, self.layout, broken)
 
     def check_links(self, paths: list[str]) -> list[Problem]:
