@@ -23,14 +23,22 @@ class PromptregError(Exception):
     """Base class: an error with a message fit to show a user."""
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Problem:
-    """One problem found in a file: where, and what."""
+    """One problem found in a file: where (a whole-file problem is on line 1), and what."""
 
     file: str
     line: int | None
     message: str
     feature: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.line is None:
+            object.__setattr__(self, "line", 1)
+
+    def sort_key(self) -> tuple[str, int, str, str]:
+        """Order by file, line, message."""
+        return (self.file, self.line or 0, self.message, self.feature or "")
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
@@ -41,7 +49,7 @@ class SpecError(PromptregError):
     """Prompt or policy files are invalid; carries every problem found."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(problems)
+        self.problems = sorted(problems, key=Problem.sort_key)
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

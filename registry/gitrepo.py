@@ -178,7 +178,5 @@ class GitTree:
                     raise TreeEscape(target)
                 rel = clean_path(f"{folder}/{target}" if folder else target)
             except TreeEscape:
-                raise TreeEscape(
-                    f"{path} is a symlink that points outside the repository"
-                ) from None
+                raise TreeEscape("symlink points outside the repository; refused") from None
         raise TreeEscape(f"{path}: too many levels of symlinks")

@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from jinja2 import (
 from jinja2 import meta as jinja_meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
 from registry.errors import Problem, RenderError
 from registry.spec.prompt import ROLES, PromptTemplate
@@ -54,7 +56,8 @@ _PROMPTY_TEMPLATED_ROLE = re.compile(
 PROMPTY_THREAD = re.compile(r"^[ \t]*!\[thread\][ \t]*$", re.MULTILINE)
 _BARE_VARIABLE = re.compile(r"^[ \t]*\{\{-?\s*([A-Za-z_]\w*)\s*-?\}\}[ \t]*$", re.MULTILINE)
 _ATTR = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
-_INTERNAL = frozenset({"__role__", "__messages__", "range"})
+_INTERNAL = frozenset({"__role__", "__messages__", "__loop__", "__concat__", "range"})
+_MARKER = re.compile("\x00([0-9a-f]{16})\x01([RM]):([^\x00]*)\x00")
 
 
 @dataclass(frozen=True)
@@ -66,21 +69,147 @@ class Limits:
     max_loop_iterations: int = MAX_LOOP_ITERATIONS
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, with `*` and `**` bounded so one expression cannot exhaust memory."""
+@dataclass
+class _RenderState:
+    """The limits and nonce of the render in progress (one per render, in a ContextVar)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    feature: str
+    nonce: str
+    roles: tuple[str, ...]
+    limits: Limits
+    deadline: float
+    steps: int = 0
+
+    def tick(self, count: int = 1) -> None:
+        self.steps += count
+        if self.steps > self.limits.max_loop_iterations:
+            raise SecurityError(f"loops exceed {self.limits.max_loop_iterations} iterations")
+        if self.steps & 0xFF == 0 or count > 1:
+            self.check_time()
+
+    def check_time(self) -> None:
+        if time.perf_counter() > self.deadline:
+            raise _TooSlow(f"render took longer than {self.limits.max_seconds:g} s")
+
+    def check_size(self, value: Any) -> Any:
+        if isinstance(value, str | list | tuple) and len(value) > self.limits.max_output_chars:
+            raise SecurityError(
+                f"a value of {len(value)} items exceeds the {self.limits.max_output_chars} limit"
+            )
+        return value
+
+
+class _TooSlow(Exception):
+    """The render's time limit passed."""
+
+
+_STATE: ContextVar[_RenderState | None] = ContextVar("promptreg_render", default=None)
+
+
+def _state() -> _RenderState:
+    state = _STATE.get()
+    if state is None:
+        raise SecurityError("render helpers are only available during a render")
+    return state
+
+
+def _role(value: Any, attrs: str = "") -> str:
+    state = _state()
+    name = str(value).strip().lower()
+    if name not in state.roles:
+        raise RenderError(f"{state.feature}: {value!r} is not a message role")
+    return f"\x00{state.nonce}\x01R:{name}:{attrs}\x00"
+
+
+def _messages(name: str) -> str:
+    return f"\x00{_state().nonce}\x01M:{name}\x00"
+
+
+def _loop(iterable: Any) -> Iterator[Any]:
+    state = _state()
+    for item in iterable:
+        state.tick()
+        yield item
+
+
+def _range(*args: int) -> range:
+    rng = range(*args)
+    _state().tick(len(rng))
+    return rng
+
+
+def _concat(*parts: Any) -> str:
+    state = _state()
+    total = sum(len(p) if isinstance(p, str) else 0 for p in parts)
+    if total > state.limits.max_output_chars:
+        raise SecurityError("string concatenation too large in a template")
+    return state.check_size("".join(str(p) for p in parts))  # type: ignore[no-any-return]
+
+
+def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        state = _state()
+        for value in [*args[1:], *kwargs.values()]:
+            if isinstance(value, int) and value > state.limits.max_output_chars:
+                raise SecurityError(f"|{name} argument too large in a template")
+        if name == "replace" and len(args) >= 3:
+            text, old, new = (str(a) for a in args[:3])
+            grow = text.count(old) * max(0, len(new) - len(old)) if old else len(new) * len(text)
+            if len(text) + grow > state.limits.max_output_chars:
+                raise SecurityError("|replace result too large in a template")
+        return state.check_size(original(*args, **kwargs))
+
+    return bounded
+
+
+def _call(name: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
+    call = nodes.Call(nodes.Name(name, "load"), args, [], None, None)
+    call.set_lineno(lineno)
+    return call
+
+
+class _Guard(NodeTransformer):
+    """Route every loop and `~` through the render's step and size limits."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:  # noqa: N802 - jinja2 visitor name
+        self.generic_visit(node)
+        node.iter = _call("__loop__", [node.iter], node.lineno)  # type: ignore[list-item]
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802
+        self.generic_visit(node)
+        return _call("__concat__", list(node.nodes), node.lineno)
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with arithmetic on sequences and every loop bounded."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        guarded: nodes.Template = _Guard().visit(tree)
+        return guarded
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        state = _state()
+        limit = state.limits.max_output_chars
         if operator == "**":
             if isinstance(right, int | float) and abs(right) > 64:
                 raise SecurityError("exponent too large in a template (the limit is 64)")
             return left**right
-        for seq, count in ((left, right), (right, left)):
-            too_big = isinstance(seq, str | list | tuple) and isinstance(count, int)
-            if too_big and len(seq) * count > MAX_OUTPUT_CHARS:
-                raise SecurityError("sequence repetition too large in a template")
-        return left * right
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                is_seq = isinstance(seq, str | list | tuple) and isinstance(count, int)
+                if is_seq and len(seq) * count > limit:
+                    raise SecurityError("sequence repetition too large in a template")
+            return left * right
+        if operator == "+":
+            sized = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
+            if sized and len(left) + len(right) > limit:
+                raise SecurityError("concatenation too large in a template")
+            return left + right
+        return state.check_size(left % right)
 
 
 class _Loader(BaseLoader):
@@ -105,6 +234,11 @@ def _new_environment(sources: Mapping[str, str]) -> _Sandbox:
         cache_size=-1,
     )
     env.join_path = lambda template, parent: _join(template, parent, sources)  # type: ignore[method-assign]
+    env.globals.update(
+        __role__=_role, __messages__=_messages, __loop__=_loop, __concat__=_concat, range=_range
+    )
+    for name in ("center", "indent", "replace", "format", "wordwrap", "truncate", "join"):
+        env.filters[name] = _bounded_filter(name, env.filters[name])
     return env
 
 
@@ -203,10 +337,10 @@ def analyze(
             except TreeEscape as exc:
                 out.problems.append(Problem(file, line, f"include refused: {exc}"))
                 continue
-            resolved = _resolve(raw, name, fetch)
-            if resolved in out.sources:
-                continue
             try:
+                resolved = _resolve(raw, name, fetch)
+                if resolved in out.sources:
+                    continue
                 text = fetch(resolved)
             except TreeEscape as exc:
                 out.problems.append(Problem(file, line, f"include refused: {exc}"))
@@ -288,55 +422,45 @@ class CompiledPrompt:
         values = self.prompt.apply_inputs(dict(variables)) if validate else dict(variables)
         nonce = secrets.token_hex(8)
         limits = self.limits
-        budget = [limits.max_loop_iterations]
-
-        def role(value: Any, attrs: str = "") -> str:
-            name = str(value).strip().lower()
-            if name not in self.roles:
-                raise RenderError(f"{self.feature}: {value!r} is not a message role")
-            return f"\x00{nonce}\x01R:{name}:{attrs}\x00"
-
-        def messages(name: str) -> str:
-            return f"\x00{nonce}\x01M:{name}\x00"
-
-        def bounded_range(*args: int) -> range:
-            rng = range(*args)
-            budget[0] -= len(rng)
-            if budget[0] < 0:
-                raise SecurityError(f"loops exceed {limits.max_loop_iterations} iterations")
-            return rng
-
-        context = {**values, "__role__": role, "__messages__": messages, "range": bounded_range}
-        text = self._generate(context)
+        state = _RenderState(
+            self.feature, nonce, self.roles, limits, time.perf_counter() + limits.max_seconds
+        )
+        token = _STATE.set(state)
+        try:
+            text = self._generate(values, state)
+        finally:
+            _STATE.reset(token)
         return self._split(text, nonce, values)
 
-    def _generate(self, context: dict[str, Any]) -> str:
+    def _generate(self, context: dict[str, Any], state: _RenderState) -> str:
         limits = self.limits
-        deadline = time.perf_counter() + limits.max_seconds
         size = 0
         parts: list[str] = []
         chunks: Iterator[str] = self.template.generate(context)
+        feature = self.feature
         try:
             for chunk in chunks:
                 parts.append(chunk)
                 size += len(chunk)
                 if size > limits.max_output_chars:
                     raise RenderError(
-                        f"{self.feature}: render output exceeds "
-                        f"{limits.max_output_chars} characters"
+                        f"{feature}: render output exceeds {limits.max_output_chars} characters"
                     )
-                if time.perf_counter() > deadline:
-                    raise RenderError(
-                        f"{self.feature}: render took longer than {limits.max_seconds:g} s"
-                    )
+                state.check_time()
         except RenderError:
             raise
+        except _TooSlow as exc:
+            raise RenderError(f"{feature}: {exc}") from None
         except SecurityError as exc:
-            raise RenderError(f"{self.feature}: refused by the sandbox: {exc}") from None
+            raise RenderError(f"{feature}: refused by the sandbox: {exc}") from None
         except TemplateError as exc:
-            raise RenderError(f"{self.feature}: {exc.__class__.__name__}: {exc}") from None
+            raise RenderError(f"{feature}: {exc.__class__.__name__}: {exc}") from None
+        except RecursionError:
+            raise RenderError(f"{feature}: the template recurses too deeply") from None
+        except MemoryError:
+            raise RenderError(f"{feature}: the render ran out of memory") from None
         except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
-            raise RenderError(f"{self.feature}: {exc.__class__.__name__}: {exc}") from None
+            raise RenderError(f"{feature}: {exc.__class__.__name__}: {exc}") from None
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
@@ -344,7 +468,6 @@ class CompiledPrompt:
         return "".join(parts)
 
     def _split(self, text: str, nonce: str, values: Mapping[str, Any]) -> list[Message]:
-        marker = re.compile(f"\x00{nonce}\x01([RM]):([^\x00]*)\x00")
         out: list[Message] = []
         role, name = self.default_role, None
         pos = 0
@@ -354,10 +477,12 @@ class CompiledPrompt:
             if content:
                 out.append(Message(role, content, name))
 
-        for match in marker.finditer(text):
+        for match in _MARKER.finditer(text):
+            if match.group(1) != nonce:
+                continue
             flush(text[pos : match.start()])
             pos = match.end()
-            kind, arg = match.group(1), match.group(2)
+            kind, arg = match.group(2), match.group(3)
             if kind == "R":
                 role, attrs = arg.split(":", 1)
                 found = dict(_ATTR.findall(attrs))

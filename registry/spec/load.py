@@ -32,6 +32,7 @@ from registry.spec.policy import (
 )
 from registry.spec.prompt import (
     PROMPT_SUFFIXES,
+    InputSpec,
     PromptFileError,
     PromptTemplate,
     decode,
@@ -71,15 +72,62 @@ class Feature:
 
     def snapshot(self) -> dict[str, Any]:
         """The canonical content of this version (what the content hash covers)."""
+        prompt = self.prompt
         return {
             "feature": self.name,
+            "policy_path": self.policy_path,
             "policy": self.policy_data,
-            "prompt": {"path": self.prompt.path, "source": self.prompt.source or self.prompt.body},
+            "prompt": {
+                "path": prompt.path,
+                "source": prompt.source or prompt.body,
+                "name": prompt.name,
+                "body": prompt.body,
+                "body_line": prompt.body_line,
+                "dialect": prompt.dialect,
+                "description": prompt.description,
+                "inputs": {
+                    n: spec.model_dump(mode="json", exclude_unset=True)
+                    for n, spec in prompt.inputs.items()
+                },
+                "sample": prompt.sample,
+                "model": prompt.model,
+            },
+            "prompts_dir": self.layout.prompts_dir,
+            "policies_dir": self.layout.policies_dir,
             "partials": {
                 f"{self.layout.prompts_dir}/{n}": s for n, s in sorted(self.partials.items())
             },
             "models": self.models,
         }
+
+    @classmethod
+    def from_snapshot(cls, content: dict[str, Any]) -> Feature:
+        """Rebuild a feature from its stored snapshot (no files needed)."""
+        layout = Layout(content["prompts_dir"], content["policies_dir"])
+        raw = content["prompt"]
+        prompt = PromptTemplate(
+            path=raw["path"],
+            name=raw["name"],
+            body=raw["body"],
+            body_line=raw["body_line"],
+            description=raw.get("description"),
+            inputs={n: InputSpec.model_validate(v) for n, v in raw["inputs"].items()},
+            sample=raw.get("sample"),
+            dialect=raw["dialect"],
+            model=raw.get("model"),
+            source=raw["source"],
+        )
+        cut = len(layout.prompts_dir) + 1
+        return cls(
+            name=content["feature"],
+            policy_path=content["policy_path"],
+            policy=Policy.model_validate(content["policy"]),
+            policy_data=content["policy"],
+            prompt=prompt,
+            partials={path[cut:]: text for path, text in content["partials"].items()},
+            models=content["models"],
+            layout=layout,
+        )
 
     def canonical_json(self) -> str:
         """The snapshot as canonical JSON (sorted keys, no whitespace)."""
@@ -305,7 +353,11 @@ class RegistryLoader:
         )
         catalog = self.catalog
         problems.extend(self.catalog_problems())
-        return LoadedRegistry(features, sorted(set(problems)), catalog, self.layout, broken)
+        unique: dict[tuple[str, int | None, str], Problem] = {}
+        for problem in problems:
+            unique.setdefault((problem.file, problem.line, problem.message), problem)
+        ordered = sorted(unique.values(), key=Problem.sort_key)
+        return LoadedRegistry(features, ordered, catalog, self.layout, broken)
 
     def check_links(self, paths: list[str]) -> list[Problem]:
         """A problem for each of `paths` that is a symlink leading outside the repository."""
@@ -313,8 +365,8 @@ class RegistryLoader:
         for path in paths:
             try:
                 self.tree.read(path)
-            except TreeEscape:
-                out.append(Problem(path, None, "symlink points outside the repository; refused"))
+            except TreeEscape as exc:
+                out.append(Problem(path, None, str(exc)))
             except FileNotFoundError:
                 pass
         return out
@@ -323,7 +375,7 @@ class RegistryLoader:
         for path in self.tree.walk(self.layout.policies_dir):
             if path.rsplit("/", 1)[-1] == DEFAULTS_FILE:
                 parsed = self._policy_yaml(path)
-                if isinstance(parsed, Problem) and parsed not in problems:
+                if isinstance(parsed, Problem):
                     problems.append(parsed)
 
     def load_feature(self, name: str, policy_path: str) -> Feature | list[Problem]:

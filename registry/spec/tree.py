@@ -86,7 +86,7 @@ class DirTree:
         full = self.root / rel
         real = os.path.realpath(full)
         if not self._inside(real):
-            raise TreeEscape(f"{rel} is a symlink that points outside the repository")
+            raise TreeEscape("symlink points outside the repository; refused")
         if os.path.isdir(real):
             raise FileNotFoundError(rel)
         with open(real, "rb") as fh:

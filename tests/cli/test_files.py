@@ -125,7 +125,7 @@ def test_github_annotation_encodes_percent_and_newlines():
         "::error file=p.yaml,line=3,title=promptreg::50%25 off%0Asecond line"
     )
     assert _github(Problem("p.yaml", None, "whole file")) == (
-        "::error file=p.yaml,title=promptreg::whole file"
+        "::error file=p.yaml,line=1,title=promptreg::whole file"
     )
 
 
