@@ -13,6 +13,7 @@ becomes a marker too, replaced after the split by the messages themselves.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import time
@@ -147,13 +148,18 @@ def _concat(*parts: Any) -> str:
 
 
 def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a string filter so its arguments and result stay within the size limit."""
+    skip = 1 if getattr(original, "jinja_pass_arg", None) is not None else 0
+
+    @functools.wraps(original)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         state = _state()
-        for value in [*args[1:], *kwargs.values()]:
+        given = args[skip:]
+        for value in [*given[1:], *kwargs.values()]:
             if isinstance(value, int) and value > state.limits.max_output_chars:
                 raise SecurityError(f"|{name} argument too large in a template")
-        if name == "replace" and len(args) >= 3:
-            text, old, new = (str(a) for a in args[:3])
+        if name == "replace" and len(given) >= 3:
+            text, old, new = (str(a) for a in given[:3])
             grow = text.count(old) * max(0, len(new) - len(old)) if old else len(new) * len(text)
             if len(text) + grow > state.limits.max_output_chars:
                 raise SecurityError("|replace result too large in a template")

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from registry.cli import files
+from registry.cli import db, files, labels, sync
 from registry.cli.output import fail
 from registry.errors import PromptregError
 
@@ -18,6 +18,9 @@ app = typer.Typer(
     add_completion=False,
 )
 files.register(app)
+sync.register(app)
+labels.register(app)
+db.register(app)
 
 
 def main() -> None:

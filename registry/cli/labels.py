@@ -1,0 +1,248 @@
+"""Label commands: `features`, `show`, `history`, `rollback`, `promote`, `audit`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from registry.cli.backend import (
+    DatabaseBackend,
+    DatabaseUrlOption,
+    JsonOption,
+    LabelOption,
+    ServerUrlOption,
+    TokenOption,
+    backend_for,
+    os_user,
+)
+from registry.cli.output import console, fail, print_json
+
+
+def _short(value: str | None, width: int = 12) -> str:
+    return (value or "")[:width]
+
+
+def _when(value: str | None) -> str:
+    return (value or "").replace("T", " ")[:19]
+
+
+def features(
+    label: LabelOption = "production",
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    url: ServerUrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List every feature with the version its label points at."""
+    rows = backend_for(database_url, url, token).features(label)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"features ({label})")
+    for column in ("feature", "version", "pinned", "updated", "state"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["name"],
+            "-" if row["version"] is None else str(row["version"]),
+            "pinned" if row["pinned"] else "",
+            _when(row["updated_at"]),
+            "retired" if row["retired"] else "live",
+        )
+    console.print(table)
+
+
+def show(
+    feature: Annotated[str, typer.Argument(help="Feature name.")],
+    version: Annotated[int | None, typer.Option("--version", help="A version number.")] = None,
+    label: LabelOption = "production",
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    url: ServerUrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show a version of a feature: the label's (default) or `--version N`."""
+    data = backend_for(database_url, url, token).show(feature, label, version)
+    if as_json:
+        print_json(data)
+        return
+    commit = data["commit"]
+    pinned = " (pinned)" if data["pinned"] else ""
+    console.print(f"[bold]{data['feature']}[/bold] version {data['version']}{pinned}")
+    console.print(f"content hash  {data['content_hash']}")
+    console.print(
+        f"commit        {_short(commit['sha'])} {commit['author']} {_when(commit['committed_at'])}"
+    )
+    console.print(f"              {commit['message'].splitlines()[0] if commit['message'] else ''}")
+    policy = data["policy"]
+    chain = " → ".join(m["model"] if isinstance(m, dict) else str(m) for m in policy["models"])
+    console.print(f"models        {chain}")
+    budget = policy.get("budget", {})
+    console.print(
+        f"limits        max_output_tokens={policy.get('max_output_tokens')} "
+        f"max_request_tokens={budget.get('max_request_tokens')}"
+    )
+    console.print(f"\n[dim]{data['prompt']['path']}[/dim]")
+    console.print(data["prompt"]["source"], markup=False, highlight=False)
+
+
+def history(
+    feature: Annotated[str, typer.Argument(help="Feature name.")],
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    url: ServerUrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """All versions of a feature, newest first, with their commits and labels."""
+    rows = backend_for(database_url, url, token).history(feature)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"history of {feature}")
+    for column in ("version", "labels", "commit", "author", "date", "message", "hash"):
+        table.add_column(column)
+    for row in rows:
+        commit = row["commit"]
+        table.add_row(
+            str(row["version"]),
+            ", ".join(row["labels"]),
+            _short(commit["sha"]),
+            commit["author"],
+            _when(commit["committed_at"]),
+            (commit["message"] or "").splitlines()[0] if commit["message"] else "",
+            _short(row["content_hash"]),
+        )
+    console.print(table)
+
+
+def _print_move(move: dict[str, Any], verb: str) -> None:
+    state = "pinned" if move["pinned"] else "unpinned"
+    console.print(
+        f"{move['feature']} {move['label']}: {verb} version {move['from_version']} → "
+        f"{move['to_version']} ({state})"
+    )
+
+
+def rollback(
+    feature: Annotated[
+        str | None, typer.Argument(help="Feature name (omit with --all).", show_default=False)
+    ] = None,
+    to: Annotated[int | None, typer.Option("--to", help="Version to roll back to.")] = None,
+    all_features: Annotated[
+        bool, typer.Option("--all", help="Every feature changed after --to-commit.")
+    ] = False,
+    to_commit: Annotated[
+        str | None, typer.Option("--to-commit", help="With --all: the commit to go back to.")
+    ] = None,
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="With --all: the repository (default: .).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
+    label: LabelOption = "production",
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    url: ServerUrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Move a label back (to the previous version or --to N) and pin it."""
+    if all_features:
+        if feature or to is not None or not to_commit:
+            fail("use either FEATURE [--to N] or --all --to-commit SHA", code=2)
+        if url:
+            fail("rollback --all works in database mode (--database-url), not through --url")
+        moves = _rollback_all(database_url, repo, to_commit, label, reason)
+        if as_json:
+            print_json(moves)
+        elif not moves:
+            console.print(f"nothing to roll back: no {label} label moved after {to_commit}")
+        for move in [] if as_json else moves:
+            _print_move(move, "rolled back")
+        return
+    if feature is None:
+        fail("name the feature to roll back (or use --all --to-commit SHA)", code=2)
+    move = backend_for(database_url, url, token).rollback(feature, label, to, reason)
+    if as_json:
+        print_json(move)
+    else:
+        _print_move(move, "rolled back")
+
+
+def _rollback_all(
+    database_url: str | None, repo: str | None, commit: str | None, label: str, reason: str | None
+) -> list[dict[str, Any]]:
+    from registry import labels as label_ops
+    from registry.config import get_settings
+    from registry.gitrepo import RepoError, open_repo
+
+    settings = get_settings()
+    backend = DatabaseBackend(database_url or settings.database_url)
+    gitrepo, _ = open_repo(repo or settings.repo, cache_dir=settings.cache_dir)
+    try:
+        sha = gitrepo.commit(commit).hexsha
+    except Exception:
+        raise RepoError(f"commit {commit!r} does not exist in the repository") from None
+    ancestors = set(gitrepo.git.rev_list(sha).split())
+    with backend.session(write=True) as session:
+        moves = label_ops.rollback_all(
+            session, commit=sha, ancestors=ancestors, label=label, actor=os_user(), reason=reason
+        )
+    return [m.as_dict() for m in moves]
+
+
+def promote(
+    feature: Annotated[str, typer.Argument(help="Feature name.")],
+    version: Annotated[
+        int | None, typer.Option("--version", help="Version (default: the newest).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
+    label: LabelOption = "production",
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    url: ServerUrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Move a label forward (to the newest version or --version N) and unpin it."""
+    move = backend_for(database_url, url, token).promote(feature, label, version, reason)
+    if as_json:
+        print_json(move)
+    else:
+        _print_move(move, "promoted")
+
+
+def audit(
+    feature: Annotated[str | None, typer.Option("--feature", help="Only this feature.")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="Only this label.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many entries.")] = 50,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    url: ServerUrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Label moves (sync, rollback, promote, retire), newest first."""
+    rows = backend_for(database_url, url, token).audit(feature, label, limit)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="audit log")
+    for column in ("when", "feature", "label", "action", "from", "to", "actor", "reason"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            _when(row["at"]),
+            row["feature"],
+            row["label"],
+            row["action"],
+            "-" if row["from_version"] is None else str(row["from_version"]),
+            "-" if row["to_version"] is None else str(row["to_version"]),
+            row["actor"],
+            row["reason"] or "",
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    for command in (features, show, history, rollback, promote, audit):
+        app.command()(command)
