@@ -11,6 +11,7 @@ import secrets
 from collections import defaultdict
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlmodel import Session, and_, col, func, select
 
 from registry.store.models import (
@@ -23,6 +24,7 @@ from registry.store.models import (
     CommitInfo,
     Feature,
     FeatureSummary,
+    Generation,
     Label,
     SyncError,
     SyncRun,
@@ -288,6 +290,19 @@ def set_label(
     return label
 
 
+def bump_generation(*, session: Session) -> None:
+    """Tell every API replica that what it serves may have changed (commits with the caller)."""
+    session.execute(
+        update(Generation).where(col(Generation.id) == 1).values(value=Generation.value + 1)
+    )
+
+
+def get_generation(*, session: Session) -> int:
+    """The change marker's current value."""
+    value = session.exec(select(Generation.value).where(Generation.id == 1)).first()
+    return int(value or 0)
+
+
 def add_audit(
     *,
     session: Session,
@@ -315,6 +330,7 @@ def add_audit(
     )
     session.add(entry)
     session.flush()
+    bump_generation(session=session)
     return entry
 
 
@@ -464,6 +480,7 @@ def create_token(
     )
     session.add(token)
     session.flush()
+    bump_generation(session=session)
     return token, plaintext
 
 
@@ -489,6 +506,7 @@ def revoke_token(*, session: Session, name: str, at: datetime | None = None) -> 
         token.revoked_at = at or utcnow()
         session.add(token)
         session.flush()
+        bump_generation(session=session)
     return token
 
 

@@ -286,3 +286,19 @@ class ApiTokenPublic(ApiTokenBase):
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+
+
+# --- change marker ------------------------------------------------------------------------
+
+
+class Generation(SQLModel, table=True):
+    """One row whose counter grows with every change a server must see (label moves, tokens).
+
+    API replicas poll it (a single-row primary-key read) and drop their caches when it
+    moves, so a rollback made through one replica is served by all of them at once.
+    """
+
+    __tablename__ = "generation"
+
+    id: int = Field(default=1, primary_key=True)
+    value: int = 0
