@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/promptreg run-demo
+	$(BIN)/promptreg demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -35,7 +35,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from registry.errors import Problem, RenderError
+from registry.errors import InputError, Problem, RenderError
 from registry.spec.prompt import ROLES, PromptTemplate
 from registry.spec.tree import TreeEscape, clean_path
 
@@ -425,7 +425,10 @@ class CompiledPrompt:
 
     def render(self, variables: Mapping[str, Any], *, validate: bool = True) -> list[Message]:
         """Validate inputs, render within the limits, and split into messages."""
-        values = self.prompt.apply_inputs(dict(variables)) if validate else dict(variables)
+        try:
+            values = self.prompt.apply_inputs(dict(variables)) if validate else dict(variables)
+        except InputError as exc:
+            raise InputError(f"{self.feature}: {exc}") from None
         nonce = secrets.token_hex(8)
         limits = self.limits
         state = _RenderState(

@@ -79,6 +79,26 @@ class Catalog:
         self.overrides = dict(overrides or {})
         self._info: dict[str, ModelInfo | None] = {}
 
+    @classmethod
+    def from_snapshot(cls, models: Mapping[str, Mapping[str, Any]]) -> Catalog:
+        """A catalog pinned to the entries a version recorded (prices do not drift)."""
+
+        def per_mtok(value: Any) -> float | None:
+            return None if value is None else float(value) * 1_000_000
+
+        return cls(
+            {
+                name: ModelEntry(
+                    input_usd_per_mtok=per_mtok(info.get("input_usd_per_token")),
+                    output_usd_per_mtok=per_mtok(info.get("output_usd_per_token")),
+                    context_window=info.get("context_window"),
+                    max_output_tokens=info.get("max_output_tokens"),
+                    tokenizer=info.get("tokenizer"),
+                )
+                for name, info in models.items()
+            }
+        )
+
     def lookup(self, model: str) -> ModelInfo | None:
         """The model's entry, or None when neither the catalog nor `_models.yaml` knows it."""
         if model not in self._info:

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from registry.cli import db, files, labels, sync
+from registry.cli import db, files, labels, serve, sync, tokens
 from registry.cli.output import fail
 from registry.errors import PromptregError
 
@@ -20,6 +20,8 @@ app = typer.Typer(
 files.register(app)
 sync.register(app)
 labels.register(app)
+serve.register(app)
+tokens.register(app)
 db.register(app)
 
 

@@ -163,7 +163,7 @@ def render(
     try:
         prepared = prepare(found, loaded.catalog, variables)
     except InputError as exc:
-        fail(f"{feature}: {exc}")
+        fail(str(exc))
     if as_json:
         print_json(prepared.as_dict())
         return

@@ -492,6 +492,11 @@ def get_token(*, session: Session, plaintext: str) -> ApiToken | None:
     return session.exec(stmt).first()
 
 
+def get_token_by_name(*, session: Session, name: str) -> ApiToken | None:
+    """The token called ``name`` (revoked or not), or None."""
+    return session.exec(select(ApiToken).where(ApiToken.name == name)).first()
+
+
 def touch_token(*, session: Session, token: ApiToken, at: datetime | None = None) -> None:
     """Record that the token was just used."""
     token.last_used_at = at or utcnow()

@@ -1,0 +1,156 @@
+"""The FastAPI application: routes, error mapping, body limit, and the serving cache's life.
+
+Every error answers JSON `{"detail": "..."}` with the status SPEC §4 names; nothing a
+client sends can produce a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.api.routes import features, health, labels, sync
+from registry.api.serving import Serving
+from registry.config import Settings
+from registry.errors import (
+    CatalogError,
+    Conflict,
+    DatabaseError,
+    NotFound,
+    PromptregError,
+    RenderError,
+    Retired,
+    SpecError,
+)
+from registry.store.db import ensure_database
+
+log = logging.getLogger("promptreg.api")
+MAX_BODY_BYTES = 1_048_576
+
+_STATUS: list[tuple[type[Exception], int]] = [
+    (NotFound, 404),
+    (Retired, 410),
+    (Conflict, 409),
+    (RenderError, 422),
+    (SpecError, 422),
+    (CatalogError, 422),
+    (DatabaseError, 503),
+]
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                if not value.isdigit() or int(value) > self.limit:
+                    await _too_large(send, self.limit)
+                    return
+                await self.app(scope, receive, send)
+                return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = b'{"detail":"request body over %d bytes"}' % limit
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(
+    settings: Settings | None = None, *, engine: Engine | None = None, poll_s: float = 0.05
+) -> FastAPI:
+    """The API over a database at the newest migration (refuses one behind it)."""
+    settings = settings or Settings()
+    engine = engine or ensure_database(settings.database_url)
+    serving = Serving(engine, poll_s=poll_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        serving.start()
+        try:
+            yield
+        finally:
+            serving.stop()
+
+    app = FastAPI(
+        title="promptreg",
+        summary="Versioned prompts and guardrail policies, served and rolled back.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.serving = serving
+
+    @app.exception_handler(PromptregError)
+    async def domain_error(_: Request, exc: PromptregError) -> JSONResponse:
+        status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 422)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail: Any = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
+
+    for module in (features, labels, sync, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit)
+    return app

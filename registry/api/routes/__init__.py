@@ -1,0 +1,1 @@
+"""One module per resource: features (read and render), labels, sync, health."""

@@ -1,0 +1,58 @@
+"""Moving labels: rollback, promote; and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from registry import labels
+from registry.api.deps import AdminDep, ReaderDep, SessionDep, SettingsDep
+from registry.api.schemas import AuditList, LabelMoveOut, PromoteIn, RollbackIn
+
+router = APIRouter(prefix="/v1", tags=["labels"])
+
+
+@router.post("/features/{name}/rollback", response_model=LabelMoveOut)
+def rollback(
+    name: str, body: RollbackIn, who: AdminDep, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Move the label back (previous target or `to_version`) and pin it."""
+    move = labels.rollback(
+        session,
+        name,
+        label=body.label or settings.label,
+        to_version=body.to_version,
+        actor=who.name,
+        reason=body.reason,
+    )
+    return move.as_dict()
+
+
+@router.post("/features/{name}/promote", response_model=LabelMoveOut)
+def promote(
+    name: str, body: PromoteIn, who: AdminDep, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Move the label to the newest version (or `version`) and unpin it."""
+    move = labels.promote(
+        session,
+        name,
+        label=body.label or settings.label,
+        version=body.version,
+        actor=who.name,
+        reason=body.reason,
+    )
+    return move.as_dict()
+
+
+@router.get("/audit", response_model=AuditList)
+def audit(
+    _: ReaderDep,
+    session: SessionDep,
+    feature: Annotated[str | None, Query(max_length=200)] = None,
+    label: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Label moves, newest first."""
+    rows = labels.audit(session, feature=feature, label=label, limit=limit)
+    return {"data": rows, "count": len(rows)}

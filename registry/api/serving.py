@@ -1,0 +1,167 @@
+"""What a replica serves, cached in process and dropped the moment anything changes.
+
+Resolved versions are kept as pre-encoded JSON with their ETag, compiled templates and
+catalogs beside them, and recent render results per version; tokens are kept by hash.
+A background thread reads the store's generation counter every `poll_s` seconds (one
+primary-key read); when it moved — a label was moved or a token changed through any
+replica or the CLI — every cached answer is dropped. A cached resolve is then a dict
+lookup; a stale one lives at most one poll interval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from registry import labels
+from registry.spec.load import Feature
+from registry.store import crud
+from registry.tokens import Catalog
+
+log = logging.getLogger("promptreg.api")
+RENDER_CACHE_SIZE = 256
+VERSION_CACHE_SIZE = 4096
+
+
+@dataclass
+class Principal:
+    """Who is calling: a token's name and role."""
+
+    name: str
+    role: str
+
+
+@dataclass
+class Served:
+    """One resolved version, ready to answer with."""
+
+    feature: Feature
+    version: int
+    content_hash: str
+    etag: str
+    body: bytes
+    catalog: Catalog
+    renders: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+
+    def cached_render(self, key: str) -> bytes | None:
+        """A previous render answer for the same variables, if any."""
+        return self.renders.get(key)
+
+    def keep_render(self, key: str, body: bytes) -> None:
+        """Remember a render answer (bounded, oldest dropped first)."""
+        self.renders[key] = body
+        if len(self.renders) > RENDER_CACHE_SIZE:
+            self.renders.popitem(last=False)
+
+
+def encode(data: Any) -> bytes:
+    """Compact JSON bytes, as every API answer is sent."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Serving:
+    """The replica's cache of resolved versions and tokens, invalidated by the generation."""
+
+    def __init__(self, engine: Engine, *, poll_s: float = 0.05) -> None:
+        self.engine = engine
+        self.poll_s = poll_s
+        self.generation = -1
+        self._lock = threading.Lock()
+        self._served: dict[tuple[str, str, int | None], Served] = {}
+        self._tokens: dict[str, Principal | None] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- invalidation ------------------------------------------------------------------
+    def start(self) -> None:
+        """Read the generation now and keep watching it in the background."""
+        self.check()
+        self._thread = threading.Thread(target=self._watch, name="promptreg-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.check()
+            except Exception as exc:  # a database hiccup must not kill the watcher
+                log.warning("cannot read the change marker: %s", exc)
+                self.clear(-1)
+
+    def check(self) -> int:
+        """Read the generation; drop every cached answer when it moved."""
+        with Session(self.engine) as session:
+            value = crud.get_generation(session=session)
+        if value != self.generation:
+            self.clear(value)
+        return value
+
+    def clear(self, generation: int) -> None:
+        """Forget everything cached and remember the generation it is valid for."""
+        with self._lock:
+            self.generation = generation
+            self._served.clear()
+            self._tokens.clear()
+
+    def _keep(self, seen: int, store: dict[Any, Any], key: Any, value: Any) -> None:
+        # Only keep what was read while the generation stood still: a value read before a
+        # change that the watcher has just processed would otherwise outlive it.
+        with self._lock:
+            if self.generation == seen and seen >= 0:
+                if len(store) >= VERSION_CACHE_SIZE:
+                    store.pop(next(iter(store)))
+                store[key] = value
+
+    # -- lookups -----------------------------------------------------------------------
+    def principal(self, token: str) -> Principal | None:
+        """The token's owner, or None for an unknown or revoked token."""
+        digest = crud.hash_token(token)
+        if digest in self._tokens:
+            return self._tokens[digest]
+        seen = self.generation
+        with Session(self.engine) as session:
+            row = crud.get_token(session=session, plaintext=token)
+            found = Principal(row.name, row.role) if row is not None else None
+        self._keep(seen, self._tokens, digest, found)
+        return found
+
+    def resolve(self, name: str, label: str, version: int | None) -> Served:
+        """The served form of a feature's version (raises NotFound / Retired)."""
+        key = (name, label, version)
+        hit = self._served.get(key)
+        if hit is not None:
+            return hit
+        seen = self.generation
+        with Session(self.engine) as session:
+            feature, row, label_row = labels.resolve(session, name, label=label, version=version)
+            data = labels.version_dict(feature, row, label, label_row)
+        snapshot = json.loads(row.content)
+        served = Served(
+            feature=Feature.from_snapshot(snapshot),
+            version=row.version,
+            content_hash=row.content_hash,
+            etag=f'"{row.content_hash}"',
+            body=encode(data),
+            catalog=Catalog.from_snapshot(snapshot.get("models", {})),
+        )
+        self._keep(seen, self._served, key, served)
+        return served
+
+
+def render_key(variables: dict[str, Any]) -> str:
+    """A stable key for a set of variables."""
+    text = json.dumps(variables, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
