@@ -106,13 +106,13 @@ def demo(
     engine.dispose()
     base = f"http://{host}:{port}"
     auth = shlex.quote(f"Authorization: Bearer {token}")
-    body = shlex.quote('{"variables": {"question": "How do I rotate an API key?"}}')
+    body = shlex.quote('{"variables": {"message": "I was charged twice this month"}}')
     console.print(
         f"\nadmin token (also in {token_file}):\n  {token}\n\n"
         f"Try it:\n"
         f"  curl -s -H {auth} {base}/v1/features\n"
         f"  curl -s -H {auth} -H 'Content-Type: application/json' -d {body} "
-        f"{base}/v1/features/kb.answer/render\n"
+        f"{base}/v1/features/support.classify/render\n"
         f"  curl -s -X POST -H {auth} -H 'Content-Type: application/json' "
         f'-d \'{{"reason": "demo"}}\' {base}/v1/features/support.reply/rollback\n'
         f"  open {base}/docs\n",
