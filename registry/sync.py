@@ -21,7 +21,7 @@ from typing import Any
 
 import git
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, and_, col, func, select
 
 from registry.errors import Problem
 from registry.gitrepo import (
@@ -262,10 +262,21 @@ class _Sync:
     def _start_from(self, last: str) -> None:
         """Rebuild the dependency index at `last` from the stored versions, cheaply."""
         self._start_empty()
+        newest = (
+            select(col(Version.feature_id), func.max(Version.version).label("number"))
+            .group_by(col(Version.feature_id))
+            .subquery()
+        )
         rows = self.session.exec(
             select(
                 Version.feature_id, Version.content, Version.content_hash, Version.policy_path
-            ).order_by(col(Version.feature_id), col(Version.version))
+            ).join(
+                newest,
+                and_(
+                    col(Version.feature_id) == newest.c.feature_id,
+                    col(Version.version) == newest.c.number,
+                ),
+            )
         ).all()
         latest: dict[int, tuple[str, str, str]] = {}
         for feature_id, content, content_hash, policy_path in rows:
