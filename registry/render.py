@@ -307,11 +307,13 @@ def analyze(
     fetch: Callable[[str], str | None],
     *,
     file_of: Callable[[str], str],
+    first_line_of: Callable[[str], int] = lambda name: 1,
 ) -> Analysis:
     """Parse a prompt and the closure of files it includes; find variables and problems.
 
     `fetch(name)` returns a template's source (None when absent) and may raise TreeEscape;
-    `file_of(name)` gives the repository path used in messages.
+    `file_of(name)` gives the repository path used in messages, `first_line_of(name)` the
+    file line where a template's body starts (after a Prompty file's frontmatter).
     """
     out = Analysis()
     env = _new_environment({})
@@ -357,7 +359,7 @@ def analyze(
                 )
                 continue
             out.sources[resolved] = text
-            queue.append((resolved, text, 1))
+            queue.append((resolved, text, first_line_of(resolved)))
     return out
 
 

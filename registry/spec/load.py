@@ -427,7 +427,9 @@ class RegistryLoader:
             return [Problem(policy_path, prompt_line if policy.prompt else 1, prompt.message)]
         if isinstance(prompt, list):
             return prompt
-        analysis = analyze(prompt, self._template_source, file_of=self._file_of)
+        analysis = analyze(
+            prompt, self._template_source, file_of=self._file_of, first_line_of=self._first_line
+        )
         problems = list(analysis.problems)
         for var, (file, line) in analysis.variables.items():
             if var not in prompt.inputs:
@@ -451,6 +453,13 @@ class RegistryLoader:
         if self.samples and prompt.sample is not None:
             return self._check_sample(feature) or feature
         return feature
+
+    def _first_line(self, name: str) -> int:
+        if name.endswith(".prompty"):
+            parsed = self.prompt(self._file_of(name))
+            if isinstance(parsed, PromptTemplate):
+                return parsed.body_line
+        return 1
 
     def _file_of(self, name: str) -> str:
         return f"{self.layout.prompts_dir}/{name}"
