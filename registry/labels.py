@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from registry.errors import Conflict, NotFound, Retired
 from registry.store import crud
@@ -54,9 +54,12 @@ def commit_dict(version: Version) -> dict[str, Any]:
     }
 
 
+MAX_VERSION = 2**31 - 1
+
+
 def feature_or_404(session: Session, name: str) -> Feature:
     """The feature, or NotFound naming it."""
-    feature = crud.get_feature(session=session, name=name)
+    feature = None if "\x00" in name else crud.get_feature(session=session, name=name)
     if feature is None:
         raise NotFound(f"unknown feature {name!r}")
     return feature
@@ -64,7 +67,10 @@ def feature_or_404(session: Session, name: str) -> Feature:
 
 def version_or_404(session: Session, feature: Feature, number: int) -> Version:
     """Version `number` of the feature, or NotFound naming both."""
-    version = crud.get_version(session=session, feature=feature, version=number)
+    in_range = 1 <= number <= MAX_VERSION
+    version = (
+        crud.get_version(session=session, feature=feature, version=number) if in_range else None
+    )
     if version is None:
         raise NotFound(f"feature {feature.name!r} has no version {number}")
     return version
@@ -105,6 +111,8 @@ def version_dict(
         "policy": content["policy"],
         "models": content.get("models", {}),
         "created_at": _iso(version.created_at),
+        # the stored canonical snapshot: clients rebuild the feature from it, checking its hash
+        "snapshot": content,
     }
 
 
@@ -181,7 +189,14 @@ def _previous_target(session: Session, feature: Feature, label: str, current: in
         for number in (entry.to_version, entry.from_version):
             if number is not None and number < current:
                 return number
-    return None
+    # The label never pointed lower (a first sync imported the history at once): the
+    # newest older version is what "back" means.
+    older = session.exec(
+        select(func.max(Version.version)).where(
+            Version.feature_id == feature.id, Version.version < current
+        )
+    ).one()
+    return int(older) if older is not None else None
 
 
 def rollback(

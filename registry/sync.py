@@ -21,7 +21,7 @@ from typing import Any
 
 import git
 from sqlalchemy import Engine
-from sqlmodel import Session, and_, col, func, select
+from sqlmodel import Session, and_, col, func, or_, select
 
 from registry.errors import Problem
 from registry.gitrepo import (
@@ -255,9 +255,17 @@ class _Sync:
         return self._finish()
 
     def _start_empty(self) -> None:
-        """A first (or full) pass: every feature in the database counts as absent so far."""
+        """Know every stored feature, so a full pass can retire those gone from the tip."""
         for feature in self.session.exec(select(Feature)).all():
             self.features[feature.name] = feature
+        rows = self.session.exec(
+            select(Feature.name, Version.policy_path)
+            .join(Version, col(Version.feature_id) == Feature.id)
+            .where(col(Feature.retired).is_(False))
+        ).all()
+        for name, policy_path in rows:
+            self.present.add(name)
+            self.index.policy_of[name] = policy_path
 
     def _start_from(self, last: str) -> None:
         """Rebuild the dependency index at `last` from the stored versions, cheaply."""
@@ -305,10 +313,18 @@ class _Sync:
 
     def _unresolved_errors(self) -> set[str]:
         s = self.summary
+        # The newest run that applied commits: a run with nothing new re-checks nothing and
+        # so records no errors, but the features broken before it are still broken.
         previous = self.session.exec(
             select(SyncRun)
             .where(SyncRun.repo == s.repo, SyncRun.ref == s.ref, SyncRun.label == s.label)
             .where(col(SyncRun.id) != (self.run_row.id if self.run_row else None))
+            .where(
+                or_(
+                    col(SyncRun.from_commit).is_(None),
+                    col(SyncRun.from_commit) != col(SyncRun.to_commit),
+                )
+            )
             .order_by(col(SyncRun.id).desc())
             .limit(1)
         ).first()
@@ -406,6 +422,11 @@ class _Sync:
         latest = crud.latest_version(session=self.session, feature=feature)
         if latest is not None and latest.content_hash == content_hash:
             return
+        same = crud.find_version_by_hash(
+            session=self.session, feature=feature, content_hash=content_hash
+        )
+        if same is not None and same.commit_sha == commit.sha:
+            return  # this commit's version exists already (synced into another label)
         crud.add_version(
             session=self.session,
             feature=feature,

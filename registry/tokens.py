@@ -44,6 +44,11 @@ def _litellm() -> ModuleType:
     return _module
 
 
+def warm_up() -> None:
+    """Import the catalog and load the common tokenizer now, not inside a first request."""
+    _count("gpt-4o", json.dumps([{"content": "warm up", "role": "user"}]))
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What promptreg needs to know about one model."""

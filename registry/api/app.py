@@ -12,13 +12,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api.routes import features, health, labels, sync
+from registry.api.routes import features, health, labels, sync, usage
 from registry.api.serving import Serving
 from registry.config import Settings
 from registry.errors import (
@@ -32,6 +34,7 @@ from registry.errors import (
     SpecError,
 )
 from registry.store.db import ensure_database
+from registry.tokens import warm_up
 
 log = logging.getLogger("promptreg.api")
 MAX_BODY_BYTES = 1_048_576
@@ -72,17 +75,12 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _BodyTooLarge
+                # raised inside the app's receive(): FastAPI passes an HTTPException through
+                # to the app's handler, which answers 413 with a JSON detail
+                raise StarletteHTTPException(413, f"request body over {self.limit} bytes")
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _BodyTooLarge:
-            await _too_large(send, self.limit)
-
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, counted, send)
 
 
 async def _too_large(send: Send, limit: int) -> None:
@@ -115,6 +113,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(warm_up)  # seconds of imports, before the first request
         serving.start()
         try:
             yield
@@ -145,12 +144,16 @@ def create_app(
         detail: Any = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(DataError)
+    async def unstorable(_: Request, exc: DataError) -> JSONResponse:
+        return JSONResponse({"detail": "a value cannot be stored or compared"}, 422)
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
         return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
 
-    for module in (features, labels, sync, health):
+    for module in (features, labels, sync, usage, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

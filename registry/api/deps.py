@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 
 from registry.api.serving import Principal, Serving
@@ -13,13 +14,13 @@ from registry.config import Settings
 from registry.store.db import session_scope
 
 
-def get_serving(request: Request) -> Serving:
+async def get_serving(request: Request) -> Serving:
     """The replica's serving cache."""
     serving: Serving = request.app.state.serving
     return serving
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The server's settings."""
     settings: Settings = request.app.state.settings
     return settings
@@ -31,25 +32,35 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def reader(request: Request) -> Principal:
-    """Any valid token (401 when missing or unknown: not FastAPI's default 403)."""
+async def authorize(request: Request, *, role: str = "reader") -> Principal:
+    """The caller's token: 401 when missing or unknown (not FastAPI's 403), 403 for a reader
+    token where admin is needed. A known token is a dict lookup; only a miss reads the store."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise HTTPException(
             401, "missing bearer token", headers={"WWW-Authenticate": 'Bearer realm="promptreg"'}
         )
-    principal = get_serving(request).principal(token.strip())
+    serving: Serving = request.app.state.serving
+    found, principal = serving.cached_principal(token)
+    if not found:
+        principal = await run_in_threadpool(serving.principal, token)
     if principal is None:
         raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
-    return principal
-
-
-def admin(principal: Annotated[Principal, Depends(reader)]) -> Principal:
-    """A token with the admin role (403 for a reader token)."""
-    if principal.role != "admin":
+    if role == "admin" and principal.role != "admin":
         raise HTTPException(403, f"token {principal.name!r} has role reader; this needs admin")
     return principal
+
+
+async def reader(request: Request) -> Principal:
+    """Any valid token."""
+    return await authorize(request)
+
+
+async def admin(request: Request) -> Principal:
+    """A token with the admin role."""
+    return await authorize(request, role="admin")
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

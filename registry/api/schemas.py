@@ -6,6 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_VERSION = 2**31 - 1
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+NO_NUL = r"^[^\x00]*$"
+
 
 class Body(BaseModel):
     """Request bodies: unknown fields are errors."""
@@ -70,14 +74,17 @@ class ResolvedVersion(BaseModel):
     policy: dict[str, Any]
     models: dict[str, Any]
     created_at: str | None
+    snapshot: dict[str, Any] = Field(
+        description="The stored canonical snapshot (sha256 of its canonical JSON = content_hash)"
+    )
 
 
 class RenderIn(Body):
     """Variables to render with, and which version."""
 
     variables: dict[str, Any] = Field(default_factory=dict)
-    label: str | None = Field(default=None, max_length=200)
-    version: int | None = Field(default=None, ge=1)
+    label: str | None = Field(default=None, max_length=200, pattern=LABEL_PATTERN)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
 
 
 class TokensOut(BaseModel):
@@ -152,17 +159,17 @@ class DiffOut(BaseModel):
 class RollbackIn(Body):
     """Roll back to the previous target, or to `to_version`."""
 
-    label: str | None = Field(default=None, max_length=200)
-    to_version: int | None = Field(default=None, ge=1)
-    reason: str | None = Field(default=None, max_length=2000)
+    label: str | None = Field(default=None, max_length=200, pattern=LABEL_PATTERN)
+    to_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    reason: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
 
 
 class PromoteIn(Body):
     """Promote to the newest version, or to `version`."""
 
-    label: str | None = Field(default=None, max_length=200)
-    version: int | None = Field(default=None, ge=1)
-    reason: str | None = Field(default=None, max_length=2000)
+    label: str | None = Field(default=None, max_length=200, pattern=LABEL_PATTERN)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    reason: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
 
 
 class LabelMoveOut(BaseModel):

@@ -10,15 +10,13 @@ lookup; a stale one lives at most one poll interval.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 from sqlmodel import Session
 
 from registry import labels
@@ -27,8 +25,8 @@ from registry.store import crud
 from registry.tokens import Catalog
 
 log = logging.getLogger("promptreg.api")
-RENDER_CACHE_SIZE = 256
 VERSION_CACHE_SIZE = 4096
+_GENERATION = text("SELECT value FROM generation WHERE id = 1")
 
 
 @dataclass
@@ -49,17 +47,15 @@ class Served:
     etag: str
     body: bytes
     catalog: Catalog
-    renders: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
 
-    def cached_render(self, key: str) -> bytes | None:
-        """A previous render answer for the same variables, if any."""
-        return self.renders.get(key)
 
-    def keep_render(self, key: str, body: bytes) -> None:
-        """Remember a render answer (bounded, oldest dropped first)."""
-        self.renders[key] = body
-        if len(self.renders) > RENDER_CACHE_SIZE:
-            self.renders.popitem(last=False)
+@dataclass(frozen=True)
+class RenderAnswer:
+    """A finished render answer: its bytes, its budget verdict, the version's ETag."""
+
+    body: bytes
+    allowed: bool
+    etag: str
 
 
 def encode(data: Any) -> bytes:
@@ -77,6 +73,7 @@ class Serving:
         self._lock = threading.Lock()
         self._served: dict[tuple[str, str, int | None], Served] = {}
         self._tokens: dict[str, Principal | None] = {}
+        self._renders: dict[tuple[str, bytes], RenderAnswer] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -94,20 +91,31 @@ class Serving:
             self._thread.join(timeout=2)
 
     def _watch(self) -> None:
+        conn: Connection | None = None
         while not self._stop.wait(self.poll_s):
             try:
-                self.check()
+                if conn is None:
+                    conn = self.engine.connect()
+                value = conn.execute(_GENERATION).scalar_one()
+                conn.rollback()  # end the read so the next poll sees new commits
+                if value != self.generation:
+                    self.clear(value)
             except Exception as exc:  # a database hiccup must not kill the watcher
                 log.warning("cannot read the change marker: %s", exc)
                 self.clear(-1)
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
 
     def check(self) -> int:
-        """Read the generation; drop every cached answer when it moved."""
-        with Session(self.engine) as session:
-            value = crud.get_generation(session=session)
+        """Read the generation now; drop every cached answer when it moved."""
+        with self.engine.connect() as conn:
+            value = conn.execute(_GENERATION).scalar_one()
         if value != self.generation:
             self.clear(value)
-        return value
+        return int(value)
 
     def clear(self, generation: int) -> None:
         """Forget everything cached and remember the generation it is valid for."""
@@ -115,6 +123,7 @@ class Serving:
             self.generation = generation
             self._served.clear()
             self._tokens.clear()
+            self._renders.clear()
 
     def _keep(self, seen: int, store: dict[Any, Any], key: Any, value: Any) -> None:
         # Only keep what was read while the generation stood still: a value read before a
@@ -126,6 +135,25 @@ class Serving:
                 store[key] = value
 
     # -- lookups -----------------------------------------------------------------------
+    def cached_principal(self, token: str) -> tuple[bool, Principal | None]:
+        """(known, principal) from the cache alone: no I/O, for the event loop."""
+        digest = crud.hash_token(token)
+        if digest in self._tokens:
+            return True, self._tokens[digest]
+        return False, None
+
+    def cached(self, name: str, label: str, version: int | None) -> Served | None:
+        """A resolved version from the cache alone, or None."""
+        return self._served.get((name, label, version))
+
+    def cached_render(self, key: tuple[str, bytes]) -> RenderAnswer | None:
+        """A render answer for the same feature and request body, or None."""
+        return self._renders.get(key)
+
+    def keep_render(self, seen: int, key: tuple[str, bytes], answer: RenderAnswer) -> None:
+        """Remember a render answer read at generation `seen`."""
+        self._keep(seen, self._renders, key, answer)
+
     def principal(self, token: str) -> Principal | None:
         """The token's owner, or None for an unknown or revoked token."""
         digest = crud.hash_token(token)
@@ -159,9 +187,3 @@ class Serving:
         )
         self._keep(seen, self._served, key, served)
         return served
-
-
-def render_key(variables: dict[str, Any]) -> str:
-    """A stable key for a set of variables."""
-    text = json.dumps(variables, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()

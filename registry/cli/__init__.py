@@ -6,7 +6,8 @@ import sys
 
 import typer
 
-from registry.cli import db, files, labels, serve, sync, tokens
+from registry.cli import checklist, db, diff, export, files, labels, serve, stats, sync, tokens
+from registry.cli.backend import close_backends
 from registry.cli.output import fail
 from registry.errors import PromptregError
 
@@ -17,12 +18,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """Versioned prompts and guardrail policies, served and rolled back in one command."""
+    ctx.call_on_close(close_backends)  # database engines and HTTP pools, even on errors
+
+
 files.register(app)
 sync.register(app)
 labels.register(app)
 serve.register(app)
 tokens.register(app)
 db.register(app)
+diff.register(app)
+stats.register(app)
+checklist.register(app)
+export.register(app)
 
 
 def main() -> None:

@@ -56,6 +56,8 @@ class Backend(Protocol):
     def promote(
         self, name: str, label: str, version: int | None, reason: str | None
     ) -> dict[str, Any]: ...
+    def stats(self, name: str, label: str, window: str) -> dict[str, Any]: ...
+    def close(self) -> None: ...
 
 
 def os_user() -> str:
@@ -72,6 +74,12 @@ class DatabaseBackend:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: Engine | None = None
+
+    def close(self) -> None:
+        """Release the database connections."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
     @property
     def engine(self) -> Engine:
@@ -124,11 +132,40 @@ class DatabaseBackend:
             )
         return move.as_dict()
 
+    def stats(self, name: str, label: str, window: str) -> dict[str, Any]:
+        from registry.usage.stats import feature_stats
+
+        return self._read(lambda s: feature_stats(s, name, label=label, window=window))
+
+
+B = TypeVar("B", bound=Backend)
+
+
+_open: list[Backend] = []
+
+
+def closed_with_command(backend: B) -> B:
+    """Close `backend` when the running command ends (see `close_backends`)."""
+    _open.append(backend)
+    return backend
+
+
+def close_backends() -> None:
+    """Close every backend the command opened; the app calls it when a command ends."""
+    while _open:
+        _open.pop().close()
+
+
+def database_backend(database_url: str | None) -> DatabaseBackend:
+    """The database backend, closed when the command ends."""
+    return closed_with_command(DatabaseBackend(database_url or get_settings().database_url))
+
 
 def backend_for(database_url: str | None, url: str | None, token: str | None) -> Backend:
-    """The remote backend when a server URL is given, else the database."""
+    """The remote backend when a server URL is given, else the database; closed with the
+    command."""
     if url:
         from registry.cli.remote import RemoteBackend
 
-        return RemoteBackend(url, token)
-    return DatabaseBackend(database_url or get_settings().database_url)
+        return closed_with_command(RemoteBackend(url, token))
+    return database_backend(database_url)

@@ -8,13 +8,13 @@ import typer
 from rich.table import Table
 
 from registry.cli.backend import (
-    DatabaseBackend,
     DatabaseUrlOption,
     JsonOption,
     LabelOption,
     ServerUrlOption,
     TokenOption,
     backend_for,
+    database_backend,
     os_user,
 )
 from registry.cli.output import console, fail, print_json
@@ -177,7 +177,7 @@ def _rollback_all(
     from registry.gitrepo import RepoError, open_repo
 
     settings = get_settings()
-    backend = DatabaseBackend(database_url or settings.database_url)
+    backend = database_backend(database_url)
     gitrepo, _ = open_repo(repo or settings.repo, cache_dir=settings.cache_dir)
     try:
         sha = gitrepo.commit(commit).hexsha

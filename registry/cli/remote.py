@@ -21,6 +21,10 @@ class RemoteBackend:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
 
+    def close(self) -> None:
+        """Release the HTTP connection pool."""
+        self.client.close()
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self.client.request(method, path, **kwargs)
@@ -81,4 +85,9 @@ class RemoteBackend:
     ) -> dict[str, Any]:
         body = {"label": label, "version": version, "reason": reason}
         result: dict[str, Any] = self._call("POST", f"/v1/features/{name}/promote", json=body)
+        return result
+
+    def stats(self, name: str, label: str, window: str) -> dict[str, Any]:
+        params = {"label": label, "window": window}
+        result: dict[str, Any] = self._call("GET", f"/v1/features/{name}/stats", params=params)
         return result

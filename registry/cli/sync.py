@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from sqlalchemy import Engine
 
 from registry.cli.backend import DatabaseUrlOption, JsonOption, os_user
 from registry.cli.files import PoliciesDirOption, PromptsDirOption, layout_of
 from registry.cli.output import console, print_json
-from registry.config import get_settings
+from registry.config import Settings, get_settings
 from registry.store.db import ensure_database
 from registry.sync import SyncSummary, sync_ref
 
@@ -40,6 +41,41 @@ def sync(
     """Sync git history into versions; exit 1 when this run recorded errors."""
     settings = get_settings()
     engine = ensure_database(database_url or settings.database_url)
+    try:
+        summary = _run(
+            engine,
+            settings,
+            repo,
+            ref,
+            label,
+            no_history,
+            lock_timeout,
+            as_json,
+            prompts_dir,
+            policies_dir,
+        )
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(summary.as_dict())
+    else:
+        _print(summary)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _run(
+    engine: Engine,
+    settings: Settings,
+    repo: str | None,
+    ref: str | None,
+    label: str | None,
+    no_history: bool,
+    lock_timeout: float,
+    as_json: bool,
+    prompts_dir: str | None,
+    policies_dir: str | None,
+) -> SyncSummary:
     show_bar = not as_json and sys.stderr.isatty()
     with Progress(
         TextColumn("syncing"),
@@ -67,13 +103,7 @@ def sync(
             actor=os_user(),
             progress=progress,
         )
-    engine.dispose()
-    if as_json:
-        print_json(summary.as_dict())
-    else:
-        _print(summary)
-    if not summary.ok:
-        raise typer.Exit(1)
+    return summary
 
 
 def _print(s: SyncSummary) -> None:

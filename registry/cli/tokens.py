@@ -7,9 +7,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from registry.cli.backend import DatabaseBackend, DatabaseUrlOption, JsonOption
+from registry.cli.backend import (
+    DatabaseBackend,
+    DatabaseUrlOption,
+    JsonOption,
+    database_backend,
+)
 from registry.cli.output import console, fail, print_json
-from registry.config import get_settings
 from registry.store import crud
 from registry.store.models import TOKEN_ROLES
 
@@ -17,7 +21,7 @@ app = typer.Typer(help="API tokens (reader or admin).", no_args_is_help=True)
 
 
 def _backend(database_url: str | None) -> DatabaseBackend:
-    return DatabaseBackend(database_url or get_settings().database_url)
+    return database_backend(database_url)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The database schema: features, versions, labels, the audit log, sync runs and state, API tokens.
+"""The database schema: features, versions, labels, audit log, sync runs and state, tokens, usage.
 
 Each entity is a family: ``XBase`` (shared fields) -> ``X(table=True)`` -> ``XPublic`` (what
 the API and CLI show). ``migrations/`` must create exactly these tables; a test compares them.
@@ -7,7 +7,15 @@ Timestamps are timezone-aware UTC on every backend (see ``UTCDateTime``).
 
 from datetime import UTC, datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Index,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -302,3 +310,97 @@ class Generation(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     value: int = 0
+
+
+# --- usage --------------------------------------------------------------------------------
+
+USAGE_OUTCOMES = ("ok", "error", "timeout", "fallback", "degraded", "rejected")
+EVENT_ID_LENGTH = 200
+
+
+class UsageEvent(SQLModel, table=True):
+    """One model call reported by a client; ``event_id`` (client-generated) makes retries safe."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", USAGE_OUTCOMES), name="outcome"),
+        Index("ix_usage_events_feature_id_at", "feature_id", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str | None = Field(default=None, max_length=EVENT_ID_LENGTH, unique=True)
+    feature_id: int = Field(foreign_key="features.id")
+    version: int
+    model: str = Field(max_length=NAME_LENGTH)
+    outcome: str = Field(max_length=16)
+    input_tokens: int
+    output_tokens: int
+    estimated_input_tokens: int
+    latency_ms: float
+    cost_usd: float | None = None
+    at: datetime = Field(sa_type=UTCDateTime())
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class UsageRollup(SQLModel, table=True):
+    """Usage of one feature version on one model in one UTC hour, summed at ingestion.
+
+    Hours add up to days and windows; a stats query reads a few rows per hour instead of
+    every event. One count column per outcome keeps the upsert a plain ``x = x + excluded.x``.
+    """
+
+    __tablename__ = "usage_rollups"
+    __table_args__ = (UniqueConstraint("feature_id", "hour", "version", "model"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feature_id: int = Field(foreign_key="features.id")
+    hour: datetime = Field(sa_type=UTCDateTime())
+    version: int
+    model: str = Field(max_length=NAME_LENGTH)
+    requests: int = 0
+    ok: int = 0
+    error: int = 0
+    timeout: int = 0
+    fallback: int = 0
+    degraded: int = 0
+    rejected: int = 0
+    input_tokens: int = Field(default=0, sa_type=BigInteger())
+    output_tokens: int = Field(default=0, sa_type=BigInteger())
+    estimated_input_tokens: int = Field(default=0, sa_type=BigInteger())
+    # Drift compares only answered calls (ok, fallback) that carried an estimate: a budget
+    # rejection or a failed call has no real input count to compare.
+    drift_input_tokens: int = Field(default=0, sa_type=BigInteger())
+    drift_estimated_tokens: int = Field(default=0, sa_type=BigInteger())
+    cost_usd: float = 0.0
+    latency_ms_sum: float = 0.0  # over calls made (budget rejections made none)
+
+
+ROLLUP_SUMS = (
+    "requests",
+    *USAGE_OUTCOMES,
+    "input_tokens",
+    "output_tokens",
+    "estimated_input_tokens",
+    "drift_input_tokens",
+    "drift_estimated_tokens",
+    "cost_usd",
+    "latency_ms_sum",
+)  # the columns of usage_rollups that ingestion adds to
+
+
+class UsageLatency(SQLModel, table=True):
+    """A latency histogram per rollup row: how many calls fell in each log-spaced bucket.
+
+    Budget rejections made no call and are left out.
+    """
+
+    __tablename__ = "usage_latency"
+    __table_args__ = (UniqueConstraint("feature_id", "hour", "version", "model", "bucket"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feature_id: int = Field(foreign_key="features.id")
+    hour: datetime = Field(sa_type=UTCDateTime())
+    version: int
+    model: str = Field(max_length=NAME_LENGTH)
+    bucket: int
+    count: int = 0

@@ -31,6 +31,9 @@ TABLES = {
     "sync_states",
     "api_tokens",
     "generation",
+    "usage_events",
+    "usage_rollups",
+    "usage_latency",
 }
 
 
@@ -56,7 +59,7 @@ def test_upgrade_empty_database_matches_models(db_url: str) -> None:
         assert ("feature_id", "version") in unique
         indexes = {tuple(i["column_names"]) for i in inspector.get_indexes("versions")}
         assert ("feature_id", "content_hash") in indexes
-        assert current_revision(engine) == head_revision() == "0002"
+        assert current_revision(engine) == head_revision() == "0003"
     finally:
         engine.dispose()
 

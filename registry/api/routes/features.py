@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from registry import labels
-from registry.api.deps import ReaderDep, ServingDep, SessionDep, SettingsDep
+from registry.api.deps import ReaderDep, SessionDep, SettingsDep, authorize
 from registry.api.schemas import (
+    LABEL_PATTERN,
+    MAX_VERSION,
     DiffOut,
     FeatureList,
     RenderIn,
@@ -19,18 +25,20 @@ from registry.api.schemas import (
     ResolvedVersion,
     VersionList,
 )
-from registry.api.serving import Served, encode, render_key
+from registry.api.serving import RenderAnswer, Served, Serving, encode
 from registry.errors import CatalogError, RenderError
 from registry.request import prepare
 from registry.spec.load import Feature
 from registry.tokens import Catalog
+from registry.usage.metrics import count_budget_rejection
 
 router = APIRouter(prefix="/v1/features", tags=["features"])
 LabelQuery = Annotated[
-    str | None, Query(max_length=200, description="Label (default: production).")
+    str | None,
+    Query(max_length=200, pattern=LABEL_PATTERN, description="Label (default: production)."),
 ]
-VersionQuery = Annotated[int | None, Query(ge=1, description="A version number.")]
 JSON = "application/json"
+_LABEL = re.compile(LABEL_PATTERN)
 
 
 @router.get("", response_model=FeatureList)
@@ -42,47 +50,128 @@ def list_features(
     return {"data": rows, "count": len(rows)}
 
 
+_RESOLVE_PARAMETERS = [
+    {
+        "name": "label",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 200},
+        "description": "Label (default: production).",
+    },
+    {
+        "name": "version",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "A version number.",
+    },
+]
+_RENDER_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": RenderIn.model_json_schema()}},
+}
+
+
+def _label_version(request: Request) -> tuple[str, int | None]:
+    query = request.query_params
+    label = query.get("label") or request.app.state.settings.label
+    raw = query.get("version")
+    if len(label) > 200 or not _LABEL.match(label):
+        raise RequestValidationError(
+            [{"loc": ("query", "label"), "msg": "letters, digits, '_', '.', '-' (200 at most)"}]
+        )
+    if raw is None:
+        return label, None
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_VERSION:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "version"),
+                    "msg": f"must be a whole number from 1 to {MAX_VERSION}",
+                }
+            ]
+        )
+    return label, int(raw)
+
+
+def _matches(header: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match: `*`, or any listed tag (weak comparison)."""
+    if not header:
+        return False
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+async def _served(request: Request, name: str, label: str, version: int | None) -> Served:
+    serving: Serving = request.app.state.serving
+    hit = serving.cached(name, label, version)
+    if hit is None:
+        hit = await run_in_threadpool(serving.resolve, name, label, version)
+    return hit
+
+
+# The two hot routes take no FastAPI dependencies: a cached answer is a token lookup, a
+# dict lookup and pre-encoded bytes. Their parameters are documented through openapi_extra.
 @router.get(
     "/{name}",
     response_model=ResolvedVersion,
     responses={304: {"description": "Not modified (If-None-Match matched the ETag)"}},
+    openapi_extra={"parameters": _RESOLVE_PARAMETERS},
 )
-async def resolve(
-    name: str,
-    request: Request,
-    _: ReaderDep,
-    serving: ServingDep,
-    label: LabelQuery = None,
-    version: VersionQuery = None,
-) -> Response:
+async def resolve(name: str, request: Request) -> Response:
     """The resolved version; `ETag` is its content hash, `If-None-Match` answers 304."""
-    served = serving.resolve(name, label or request.app.state.settings.label, version)
+    await authorize(request)
+    label, version = _label_version(request)
+    served = await _served(request, name, label, version)
     headers = {"ETag": served.etag}
-    if request.headers.get("if-none-match") == served.etag:
+    if _matches(request.headers.get("if-none-match"), served.etag):
         return Response(status_code=304, headers=headers)
     return Response(served.body, media_type=JSON, headers=headers)
 
 
-@router.post("/{name}/render", response_model=RenderOut)
-async def render(
-    name: str, body: RenderIn, request: Request, _: ReaderDep, serving: ServingDep
-) -> Response:
+@router.post(
+    "/{name}/render", response_model=RenderOut, openapi_extra={"requestBody": _RENDER_BODY}
+)
+async def render(name: str, request: Request) -> Response:
     """Render with variables: messages, chain, limits, tokens, cost and budget verdict."""
-    served = serving.resolve(name, body.label or request.app.state.settings.label, body.version)
-    key = render_key(body.variables)
-    hit = served.cached_render(key)
-    if hit is None:
-        hit = await run_in_threadpool(_render, served, body.variables)
-        served.keep_render(key, hit)
-    return Response(hit, media_type=JSON, headers={"ETag": served.etag})
+    await authorize(request)
+    serving: Serving = request.app.state.serving
+    raw = await request.body()
+    key = (name, hashlib.sha256(raw).digest())
+    answer = serving.cached_render(key)
+    if answer is None:
+        seen = serving.generation
+        body = _render_body(raw)
+        label = body.label or request.app.state.settings.label
+        served = await _served(request, name, label, body.version)
+        answer = await run_in_threadpool(_render, served, body.variables)
+        serving.keep_render(seen, key, answer)
+    if not answer.allowed:
+        count_budget_rejection(name)
+    return Response(answer.body, media_type=JSON, headers={"ETag": answer.etag})
 
 
-def _render(served: Served, variables: dict[str, Any]) -> bytes:
+def _render_body(raw: bytes) -> RenderIn:
+    try:
+        return RenderIn.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        errors = [
+            {"loc": ("body", *err["loc"]), "msg": err["msg"], "type": err["type"]}
+            for err in exc.errors()
+        ]
+        raise RequestValidationError(errors) from None
+
+
+def _render(served: Served, variables: dict[str, Any]) -> RenderAnswer:
     try:
         prepared = prepare(served.feature, served.catalog, variables)
     except CatalogError as exc:
         raise RenderError(f"{served.feature.name}: {exc}") from None
-    return encode(prepared.as_dict(version=served.version))
+    body = encode(prepared.as_dict(version=served.version))
+    return RenderAnswer(body, prepared.verdict.allowed, served.etag)
 
 
 @router.get("/{name}/versions", response_model=VersionList)
@@ -97,8 +186,8 @@ def diff(
     name: str,
     _: ReaderDep,
     session: SessionDep,
-    from_version: Annotated[int, Query(alias="from", ge=1)],
-    to_version: Annotated[int, Query(alias="to", ge=1)],
+    from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_VERSION)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_VERSION)],
 ) -> dict[str, Any]:
     """Unified diff of prompt, policy and partials between two versions, and the token delta."""
     feature = labels.feature_or_404(session, name)

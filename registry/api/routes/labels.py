@@ -4,18 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from sqlmodel import Session
 
 from registry import labels
 from registry.api.deps import AdminDep, ReaderDep, SessionDep, SettingsDep
-from registry.api.schemas import AuditList, LabelMoveOut, PromoteIn, RollbackIn
+from registry.api.schemas import (
+    LABEL_PATTERN,
+    NO_NUL,
+    AuditList,
+    LabelMoveOut,
+    PromoteIn,
+    RollbackIn,
+)
 
 router = APIRouter(prefix="/v1", tags=["labels"])
 
 
 @router.post("/features/{name}/rollback", response_model=LabelMoveOut)
 def rollback(
-    name: str, body: RollbackIn, who: AdminDep, session: SessionDep, settings: SettingsDep
+    name: str,
+    body: RollbackIn,
+    who: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
 ) -> dict[str, Any]:
     """Move the label back (previous target or `to_version`) and pin it."""
     move = labels.rollback(
@@ -26,12 +39,18 @@ def rollback(
         actor=who.name,
         reason=body.reason,
     )
+    _published(request, session)
     return move.as_dict()
 
 
 @router.post("/features/{name}/promote", response_model=LabelMoveOut)
 def promote(
-    name: str, body: PromoteIn, who: AdminDep, session: SessionDep, settings: SettingsDep
+    name: str,
+    body: PromoteIn,
+    who: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
 ) -> dict[str, Any]:
     """Move the label to the newest version (or `version`) and unpin it."""
     move = labels.promote(
@@ -42,15 +61,22 @@ def promote(
         actor=who.name,
         reason=body.reason,
     )
+    _published(request, session)
     return move.as_dict()
+
+
+def _published(request: Request, session: Session) -> None:
+    """Commit the move and serve it from this replica at once (others follow the marker)."""
+    session.commit()
+    request.app.state.serving.check()
 
 
 @router.get("/audit", response_model=AuditList)
 def audit(
     _: ReaderDep,
     session: SessionDep,
-    feature: Annotated[str | None, Query(max_length=200)] = None,
-    label: Annotated[str | None, Query(max_length=200)] = None,
+    feature: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    label: Annotated[str | None, Query(max_length=200, pattern=LABEL_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Label moves, newest first."""

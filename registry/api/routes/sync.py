@@ -33,6 +33,7 @@ def run_sync(request: Request, settings: Settings, actor: str) -> dict[str, Any]
         cache_dir=settings.cache_dir,
         actor=actor,
     )
+    request.app.state.serving.check()
     return summary.as_dict()
 
 

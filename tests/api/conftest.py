@@ -1,0 +1,126 @@
+"""Fixtures for the HTTP API: a real synced registry, tokens, and the app under TestClient.
+
+A registry here is the git repository `harness.build_registry` commits, synced into
+`production` after each commit (so the label moved 1 → 2 → 3 as merges came in), with an
+admin token named `oncall` and a reader token named `dashboard`, on SQLite and — when
+PROMPTREG_TEST_POSTGRES_URL is set — PostgreSQL.
+
+- `registry` / `app` / `client`: a fresh registry per test, for tests that change it.
+- `shared_registry` / `shared_client`: one registry per module and database, for tests
+  that only read (it keeps the suite fast; a test that moves a label must not use it).
+- `cli_engines`: disposes the engines that in-process database-mode CLI commands open.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from registry.api.app import create_app
+from registry.cli import backend as cli_backend
+from registry.store.db import make_engine, migrate
+
+from .harness import POLL_S, Registry, new_registry
+
+# Read at import, before the root conftest's autouse fixture clears PROMPTREG_* variables.
+POSTGRES_SERVER_URL = os.environ.get("PROMPTREG_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def registry(db_url: str, engine: Engine, tmp_path: Path) -> Registry:
+    """A fresh registry for this test."""
+    return new_registry(db_url, engine, tmp_path)
+
+
+@pytest.fixture
+def app(registry: Registry) -> Iterator[FastAPI]:
+    """The API over the registry (its own engine, disposed afterwards)."""
+    app = create_app(registry.settings(), poll_s=POLL_S)
+    yield app
+    app.state.engine.dispose()
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """A TestClient with the lifespan running (so the change watcher runs)."""
+    with TestClient(app) as client:
+        yield client
+
+
+# -- one read-only registry per module ---------------------------------------------------
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def shared_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Like the root `db_url`, once per module."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('shared') / 'registry.db'}"
+        return
+    if not POSTGRES_SERVER_URL:
+        pytest.skip("PostgreSQL tests skipped: set PROMPTREG_TEST_POSTGRES_URL (CI sets it)")
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    server = create_engine(POSTGRES_SERVER_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(POSTGRES_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        server.dispose()
+
+
+@pytest.fixture(scope="module")
+def shared_registry(
+    shared_db_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    """A registry shared by the module's read-only tests."""
+    migrate(shared_db_url)
+    engine = make_engine(shared_db_url)
+    try:
+        yield new_registry(shared_db_url, engine, tmp_path_factory.mktemp("registry"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def shared_client(shared_registry: Registry) -> Iterator[TestClient]:
+    """A TestClient over the shared registry, lifespan running."""
+    app = create_app(shared_registry.settings(), poll_s=POLL_S)
+    try:
+        with TestClient(app) as client:
+            yield client
+    finally:
+        app.state.engine.dispose()
+
+
+# -- in-process CLI ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
+    """Record the engines database-mode CLI commands open, and dispose them afterwards."""
+    # The CLI never disposes its engine (its process ends instead); in-process, a pooled
+    # PostgreSQL connection would otherwise be garbage-collected open, a ResourceWarning.
+    opened: list[Engine] = []
+    original = cli_backend.ensure_database
+
+    def recording(url: str) -> Engine:
+        engine = original(url)
+        opened.append(engine)
+        return engine
+
+    monkeypatch.setattr(cli_backend, "ensure_database", recording)
+    yield opened
+    for engine in opened:
+        engine.dispose()
