@@ -98,34 +98,6 @@ def is_ancestor(repo: git.Repo, ancestor: str, tip: str) -> bool:
         return False
 
 
-def changed_paths(repo: git.Repo, shas: list[str], folders: list[str]) -> dict[str, list[str]]:
-    """Paths under `folders` that each commit changed against its first parent (one git call)."""
-    if not shas:
-        return {}
-    out: dict[str, list[str]] = {sha: [] for sha in shas}
-    spec = shas[-1] if len(shas) == 1 else f"{shas[0]}^..{shas[-1]}"
-    first = repo.commit(shas[0])
-    if not first.parents:
-        spec = shas[-1]
-    log = repo.git.log(
-        "--first-parent",
-        "--diff-merges=first-parent",
-        "--no-renames",
-        "--name-only",
-        "--format=\x01%H",
-        spec,
-        "--",
-        *folders,
-    )
-    current: str | None = None
-    for line in log.splitlines():
-        if line.startswith("\x01"):
-            current = line[1:].strip()
-        elif line.strip() and current in out:
-            out[current].append(line.strip())
-    return out
-
-
 def commit_meta(commit: git.Commit) -> CommitMeta:
     """Author, message and time of a commit."""
     return CommitMeta(
@@ -170,6 +142,108 @@ class GitTree:
                 raise FileNotFoundError(rel)
             data: bytes = entry.data_stream.read()
             if entry.mode != _LINK_MODE:
+                return data
+            target = data.decode("utf-8", "replace")
+            folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
+            try:
+                if target.startswith("/"):
+                    raise TreeEscape(target)
+                rel = clean_path(f"{folder}/{target}" if folder else target)
+            except TreeEscape:
+                raise TreeEscape("symlink points outside the repository; refused") from None
+        raise TreeEscape(f"{path}: too many levels of symlinks")
+
+
+Entry = tuple[str, str]  # (mode, blob sha)
+
+
+def list_files(repo: git.Repo, sha: str, folders: list[str]) -> dict[str, Entry]:
+    """Every file under `folders` at commit `sha`: path -> (mode, blob sha), one git call."""
+    out = repo.git.ls_tree("-r", "--full-tree", sha, "--", *folders)
+    files: dict[str, Entry] = {}
+    for line in out.splitlines():
+        meta, _, path = line.partition("\t")
+        mode, kind, blob = meta.split()
+        if kind == "blob":
+            files[_unquote(path)] = (mode, blob)
+    return files
+
+
+def changed_entries(
+    repo: git.Repo, shas: list[str], folders: list[str]
+) -> dict[str, list[tuple[str, Entry | None]]]:
+    """Per commit, the files under `folders` it changed against its first parent:
+    (path, new (mode, blob) or None when deleted). One git call for all commits."""
+    out: dict[str, list[tuple[str, Entry | None]]] = {sha: [] for sha in shas}
+    if not shas:
+        return out
+    first = repo.commit(shas[0])
+    spec = f"{shas[0]}^..{shas[-1]}" if first.parents else shas[-1]
+    log = repo.git.log(
+        "--first-parent",
+        "--diff-merges=first-parent",
+        "--no-renames",
+        "--raw",
+        "--no-abbrev",
+        "--root",
+        "--format=\x01%H",
+        spec,
+        "--",
+        *folders,
+    )
+    current: str | None = None
+    for line in log.splitlines():
+        if line.startswith("\x01"):
+            current = line[1:].strip()
+        elif line.startswith(":") and current in out:
+            meta, _, path = line.partition("\t")
+            _, new_mode, _, new_blob, status = meta[1:].split()
+            entry = None if status.startswith("D") else (new_mode, new_blob)
+            out[current].append((_unquote(path), entry))
+    return out
+
+
+def _unquote(path: str) -> str:
+    if path.startswith('"') and path.endswith('"'):
+        return path[1:-1].encode("latin-1").decode("unicode_escape").encode("latin-1").decode()
+    return path
+
+
+class Blobs:
+    """Blob contents by sha, read once through git's object database."""
+
+    def __init__(self, repo: git.Repo) -> None:
+        self.repo = repo
+        self._data: dict[str, bytes] = {}
+
+    def read(self, blob: str) -> bytes:
+        """The bytes of a blob."""
+        data = self._data.get(blob)
+        if data is None:
+            data = self._data[blob] = self.repo.odb.stream(bytes.fromhex(blob)).read()
+        return data
+
+
+class MappedTree:
+    """The files of one commit from a path -> blob map (kept current commit by commit)."""
+
+    def __init__(self, files: dict[str, Entry], blobs: Blobs) -> None:
+        self.files = files
+        self.blobs = blobs
+
+    def walk(self, folder: str) -> list[str]:
+        prefix = clean_path(folder) + "/"
+        return sorted(p for p in self.files if p.startswith(prefix))
+
+    def read(self, path: str) -> bytes:
+        rel = clean_path(path)
+        for _ in range(16):
+            entry = self.files.get(rel)
+            if entry is None:
+                raise FileNotFoundError(rel)
+            mode, blob = entry
+            data = self.blobs.read(blob)
+            if mode != "120000":
                 return data
             target = data.decode("utf-8", "replace")
             folder = rel.rsplit("/", 1)[0] if "/" in rel else ""

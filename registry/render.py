@@ -506,7 +506,7 @@ class CompiledPrompt:
 
 
 _CACHE: dict[tuple[Any, ...], CompiledPrompt] = {}
-_CACHE_MAX = 512
+_CACHE_MAX = 4096
 
 
 def compile_prompt(

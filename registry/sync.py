@@ -25,11 +25,13 @@ from sqlmodel import Session, and_, col, func, or_, select
 
 from registry.errors import Problem
 from registry.gitrepo import (
-    GitTree,
-    changed_paths,
+    Blobs,
+    MappedTree,
+    changed_entries,
     commit_meta,
     first_parent_shas,
     is_ancestor,
+    list_files,
     open_repo,
     resolve_ref,
 )
@@ -45,7 +47,7 @@ from registry.spec.policy import (
 from registry.spec.prompt import PROMPT_SUFFIXES
 from registry.store import crud
 from registry.store.db import session_scope, sync_lock
-from registry.store.models import CommitInfo, Feature, SyncError, SyncRun, Version
+from registry.store.models import CommitInfo, Feature, Label, SyncError, SyncRun, Version
 
 Progress = Callable[[int, int, str], None]  # (done, total, commit sha)
 
@@ -154,9 +156,8 @@ class _Index:
                     changed = feature_name(rel)
                     if changed:
                         out[changed] = path
-        if paths:
-            for name in self.broken:
-                add(name)
+        for name in self.broken:  # every new commit: the file a broken one lacked may be here
+            add(name)
         return out
 
 
@@ -212,9 +213,11 @@ class _Sync:
         self.progress = progress
         self.index = _Index(layout)
         self.cache: dict[Any, Any] = {}
+        self.blobs = Blobs(gitrepo)
         self.hashes: dict[str, str] = {}  # feature -> content hash at the current commit
         self.present: set[str] = set()  # features whose policy exists at the current commit
         self.features: dict[str, Feature] = {}
+        self.reported: set[tuple[str | None, str, int | None, str]] = set()
         self.touched: set[str] = set()  # features loaded in this run: their labels may move
         self.summary = SyncSummary(repo_key, ref, label, None, tip)
         self.run_row: SyncRun | None = None
@@ -302,7 +305,8 @@ class _Sync:
             self.index.set(name, policy_path, files)
             self.hashes[name] = content_hash
             self.present.add(name)
-        tree = GitTree(self.git, last)
+        folders = [self.layout.prompts_dir, self.layout.policies_dir]
+        tree = MappedTree(list_files(self.git, last, folders), self.blobs)
         loader = RegistryLoader(tree, self.layout)
         for name, path in loader.policy_files().items():
             if name not in self.hashes:
@@ -338,12 +342,29 @@ class _Sync:
     # -- apply ---------------------------------------------------------------------
     def _apply(self, shas: list[str], *, full_first: bool) -> None:
         folders = [self.layout.prompts_dir, self.layout.policies_dir]
-        changes = changed_paths(self.git, shas, folders) if shas else {}
+        if not shas:
+            return
+        # One git call lists the files before the first commit, one lists every commit's
+        # changes; each commit's tree is then the previous map with its changes applied,
+        # and a blob is read from git once for the whole sync.
+        first = self.git.commit(shas[0])
+        parent = first.parents[0].hexsha if first.parents and not full_first else None
+        files = list_files(self.git, parent, folders) if parent else {}
+        changes = changed_entries(self.git, shas, folders)
+        if full_first:
+            files = list_files(self.git, shas[0], folders)
         total = len(shas)
         for i, sha in enumerate(shas):
-            tree = GitTree(self.git, sha)
+            paths = [path for path, _ in changes.get(sha, [])]
+            if not (i == 0 and full_first):
+                for path, entry in changes.get(sha, []):
+                    if entry is None:
+                        files.pop(path, None)
+                    else:
+                        files[path] = entry
+            tree = MappedTree(files, self.blobs)
             loader = RegistryLoader(tree, self.layout, cache=self.cache)
-            commit = commit_meta(tree.commit)
+            commit = commit_meta(self.git.commit(sha))
             info = CommitInfo(
                 sha=commit.sha,
                 author=commit.author,
@@ -351,7 +372,6 @@ class _Sync:
                 message=commit.message,
                 committed_at=commit.committed_at,
             )
-            paths = changes.get(sha, [])
             if i == 0 and full_first:
                 names = {
                     **{n: self.index.policy_of.get(n, "") for n in self.present},
@@ -463,8 +483,12 @@ class _Sync:
             "line": problem.line,
             "message": problem.message,
         }
-        if entry in self.summary.errors:
+        # One record per problem and run: a feature that stays broken over many commits is
+        # reported at the first commit that showed it.
+        seen = (problem.feature, problem.file, problem.line, problem.message)
+        if seen in self.reported:
             return
+        self.reported.add(seen)
         if not record_only:
             self.summary.errors.append(entry)
         assert self.run_row is not None
@@ -480,6 +504,7 @@ class _Sync:
 
     # -- finish --------------------------------------------------------------------
     def _move_labels(self) -> None:
+        self._move_stale_labels()
         for name in sorted(self.touched & set(self.hashes)):
             feature = self.features.get(name)
             if feature is None or feature.retired:
@@ -503,6 +528,42 @@ class _Sync:
                 feature=feature,
                 name=self.label,
                 version=target,
+                pinned=False,
+                action="sync",
+                actor=self.actor,
+                reason=f"sync {self.summary.ref}@{self.summary.to_commit[:12]}",
+            )
+            self.summary.labels_moved += 1
+
+    def _move_stale_labels(self) -> None:
+        """Un-pinned labels of features this run did not load, left behind their newest version
+        (after a promote to an older one, say): one query finds them all."""
+        newest = (
+            select(col(Version.feature_id), func.max(Version.version).label("number"))
+            .group_by(col(Version.feature_id))
+            .subquery()
+        )
+        rows = self.session.exec(
+            select(Feature, Version)
+            .join(Label, and_(col(Label.feature_id) == Feature.id, col(Label.name) == self.label))
+            .join(newest, col(newest.c.feature_id) == Feature.id)
+            .join(
+                Version,
+                and_(
+                    col(Version.feature_id) == Feature.id, col(Version.version) == newest.c.number
+                ),
+            )
+            .where(col(Label.pinned).is_(False), col(Feature.retired).is_(False))
+            .where(col(Label.version_id) != col(Version.id))
+        ).all()
+        for feature, version in rows:
+            if feature.name in self.touched:
+                continue
+            crud.set_label(
+                session=self.session,
+                feature=feature,
+                name=self.label,
+                version=version,
                 pinned=False,
                 action="sync",
                 actor=self.actor,

@@ -185,11 +185,6 @@ def test_rollback_to_n_then_promote_version_n(synced):
     assert moves(synced.engine, "a.x")[-2:] == [("rollback", 3, 1), ("promote", 1, 2)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (SPEC §2: 'after a sync every un-pinned feature's label points at its newest "
-    "valid version'): sync only moves labels of features whose files changed in this run",
-)
 def test_after_any_sync_an_unpinned_label_points_at_the_newest_version(synced):
     with session_scope(synced.engine) as session:
         labels.promote(session, "a.x", version=2, actor="oncall")  # un-pinned, not newest

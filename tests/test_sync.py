@@ -381,16 +381,7 @@ def test_partial_deleted_while_included_then_restored(engine, repo, tmp_path):
     [
         "nothing",
         "a sync with nothing new",  # e.g. a scheduled sync
-        pytest.param(
-            "a commit outside the registry",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: features broken at the last synced commit are remembered only "
-                "through the errors of the newest run that applied commits; a commit touching "
-                "no registry file re-checks nothing and records nothing, so the fix (a file "
-                "the broken policy needs) is never re-checked",
-            ),
-        ),
+        "a commit outside the registry",
     ],
 )
 def test_a_broken_feature_is_rechecked_when_the_file_it_lacked_arrives(

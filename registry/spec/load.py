@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from registry.errors import CatalogError, Problem, RenderError
-from registry.render import analyze, compile_prompt
+from registry.render import Analysis, analyze, compile_prompt
 from registry.spec.catalog import ModelEntry, parse_models_file
 from registry.spec.policy import (
     DEFAULTS_FILE,
@@ -427,9 +427,7 @@ class RegistryLoader:
             return [Problem(policy_path, prompt_line if policy.prompt else 1, prompt.message)]
         if isinstance(prompt, list):
             return prompt
-        analysis = analyze(
-            prompt, self._template_source, file_of=self._file_of, first_line_of=self._first_line
-        )
+        analysis = self._analysis(prompt)
         problems = list(analysis.problems)
         for var, (file, line) in analysis.variables.items():
             if var not in prompt.inputs:
@@ -453,6 +451,21 @@ class RegistryLoader:
         if self.samples and prompt.sample is not None:
             return self._check_sample(feature) or feature
         return feature
+
+    def _analysis(self, prompt: PromptTemplate) -> Analysis:
+        """Analyze a prompt, reusing an earlier analysis while its partials are unchanged."""
+        key = ("analysis", prompt.path, prompt.body, prompt.dialect)
+        hit: Analysis | None = self.shared.get(key)
+        if hit is not None and all(
+            self._template_source(name) == source for name, source in hit.partials.items()
+        ):
+            return hit
+        analysis = analyze(
+            prompt, self._template_source, file_of=self._file_of, first_line_of=self._first_line
+        )
+        if not analysis.problems:
+            self.shared[key] = analysis
+        return analysis
 
     def _first_line(self, name: str) -> int:
         if name.endswith(".prompty"):
@@ -520,6 +533,13 @@ class RegistryLoader:
         return models, problems
 
     def _check_sample(self, feature: Feature) -> list[Problem]:
+        key = ("sample", feature.content_hash)
+        if key not in self.shared:
+            self.shared[key] = self._sample_problems(feature)
+        problems: list[Problem] = self.shared[key]
+        return problems
+
+    def _sample_problems(self, feature: Feature) -> list[Problem]:
         prompt = feature.prompt
         line = prompt.sample_line
         try:
