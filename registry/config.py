@@ -10,6 +10,7 @@ PROMPTREG_WEBHOOK_SECRET   secret of the push webhook's HMAC signature (unset: h
 PROMPTREG_PROMPTS_DIR      prompts folder inside the repository (default: prompts)
 PROMPTREG_POLICIES_DIR     policies folder inside the repository (default: policies)
 PROMPTREG_CACHE_DIR        where repository URLs are cloned (default: ~/.cache/promptreg)
+PROMETHEUS_MULTIPROC_DIR   metrics folder shared by `serve --workers N` (default: a temp folder)
 """
 
 from __future__ import annotations

@@ -58,15 +58,21 @@ def serve(
     settings = _settings(repo, ref, label, database_url)
     ensure_database(settings.database_url).dispose()  # fail here, clearly, not in a worker
     _export(settings)
-    uvicorn.run(
-        "registry.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-    )
+    from registry.usage.metrics import cleanup_processes, prepare_processes
+
+    folder = prepare_processes(workers)  # several workers share counters through files
+    try:
+        uvicorn.run(
+            "registry.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        cleanup_processes(folder)
 
 
 def demo(
