@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,23 +136,35 @@ class GitTree:
         return sorted(str(item.path) for item in entry.traverse() if isinstance(item, git.Blob))
 
     def read(self, path: str) -> bytes:
-        rel = clean_path(path)
-        for _ in range(16):
-            entry = self._entry(rel)
-            if not isinstance(entry, git.Blob):
-                raise FileNotFoundError(rel)
-            data: bytes = entry.data_stream.read()
-            if entry.mode != _LINK_MODE:
-                return data
-            target = data.decode("utf-8", "replace")
-            folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
-            try:
-                if target.startswith("/"):
-                    raise TreeEscape(target)
-                rel = clean_path(f"{folder}/{target}" if folder else target)
-            except TreeEscape:
-                raise TreeEscape("symlink points outside the repository; refused") from None
-        raise TreeEscape(f"{path}: too many levels of symlinks")
+        return follow_links(path, self._blob)
+
+    def _blob(self, rel: str) -> tuple[bytes, bool] | None:
+        entry = self._entry(rel)
+        if not isinstance(entry, git.Blob):
+            return None
+        return entry.data_stream.read(), entry.mode == _LINK_MODE
+
+
+def follow_links(path: str, blob: Callable[[str], tuple[bytes, bool] | None]) -> bytes:
+    """Read `path` through git symlinks (`blob(path)` gives (bytes, is_link) or None),
+    refusing a link whose target leaves the repository."""
+    rel = clean_path(path)
+    for _ in range(16):
+        found = blob(rel)
+        if found is None:
+            raise FileNotFoundError(rel)
+        data, is_link = found
+        if not is_link:
+            return data
+        target = data.decode("utf-8", "replace")
+        folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        try:
+            if target.startswith("/"):
+                raise TreeEscape(target)
+            rel = clean_path(f"{folder}/{target}" if folder else target)
+        except TreeEscape:
+            raise TreeEscape("symlink points outside the repository; refused") from None
+    raise TreeEscape(f"{path}: too many levels of symlinks")
 
 
 Entry = tuple[str, str]  # (mode, blob sha)
@@ -236,21 +249,11 @@ class MappedTree:
         return sorted(p for p in self.files if p.startswith(prefix))
 
     def read(self, path: str) -> bytes:
-        rel = clean_path(path)
-        for _ in range(16):
-            entry = self.files.get(rel)
-            if entry is None:
-                raise FileNotFoundError(rel)
-            mode, blob = entry
-            data = self.blobs.read(blob)
-            if mode != "120000":
-                return data
-            target = data.decode("utf-8", "replace")
-            folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
-            try:
-                if target.startswith("/"):
-                    raise TreeEscape(target)
-                rel = clean_path(f"{folder}/{target}" if folder else target)
-            except TreeEscape:
-                raise TreeEscape("symlink points outside the repository; refused") from None
-        raise TreeEscape(f"{path}: too many levels of symlinks")
+        return follow_links(path, self._blob)
+
+    def _blob(self, rel: str) -> tuple[bytes, bool] | None:
+        entry = self.files.get(rel)
+        if entry is None:
+            return None
+        mode, blob = entry
+        return self.blobs.read(blob), mode == "120000"

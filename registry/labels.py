@@ -199,6 +199,14 @@ def _previous_target(session: Session, feature: Feature, label: str, current: in
     return int(older) if older is not None else None
 
 
+def _movable(session: Session, name: str, label: str) -> tuple[Feature, Label | None]:
+    """A live feature and its label row, locked for the move."""
+    feature = feature_or_404(session, name)
+    if feature.retired:
+        raise Retired(f"feature {name!r} was retired: its policy file was deleted")
+    return feature, crud.get_label(session=session, feature=feature, name=label, for_update=True)
+
+
 def rollback(
     session: Session,
     name: str,
@@ -209,10 +217,7 @@ def rollback(
     reason: str | None = None,
 ) -> LabelMove:
     """Move `label` back (to the previous target or `to_version`) and pin it."""
-    feature = feature_or_404(session, name)
-    if feature.retired:
-        raise Retired(f"feature {name!r} was retired: its policy file was deleted")
-    current = crud.get_label(session=session, feature=feature, name=label, for_update=True)
+    feature, current = _movable(session, name, label)
     if current is None:
         raise NotFound(f"feature {name!r} has no version labelled {label!r}")
     now = session.get_one(Version, current.version_id)
@@ -249,10 +254,7 @@ def promote(
     reason: str | None = None,
 ) -> LabelMove:
     """Move `label` to `version` (default: the newest) and unpin it."""
-    feature = feature_or_404(session, name)
-    if feature.retired:
-        raise Retired(f"feature {name!r} was retired: its policy file was deleted")
-    current = crud.get_label(session=session, feature=feature, name=label, for_update=True)
+    feature, current = _movable(session, name, label)
     if version is None:
         target = crud.latest_version(session=session, feature=feature)
         if target is None:
