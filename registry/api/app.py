@@ -6,6 +6,7 @@ client sends can produce a 500.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -114,6 +115,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(warm_up)  # seconds of imports, before the first request
+        # The catalog and tokenizers are millions of long-lived objects: keep the cyclic
+        # garbage collector from walking them again on every full collection (those walks
+        # were 100 ms stalls of the event loop under load).
+        gc.collect()
+        gc.freeze()
         serving.start()
         try:
             yield

@@ -73,6 +73,8 @@ _RENDER_BODY = {
 
 
 def _label_version(request: Request) -> tuple[str, int | None]:
+    if not request.scope["query_string"]:
+        return request.app.state.settings.label, None
     query = request.query_params
     label = query.get("label") or request.app.state.settings.label
     raw = query.get("version")
