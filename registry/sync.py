@@ -161,6 +161,15 @@ class _Index:
         return out
 
 
+def _newest_versions() -> Any:
+    """A subquery: each feature's newest version number (`feature_id`, `number`)."""
+    return (
+        select(col(Version.feature_id), func.max(Version.version).label("number"))
+        .group_by(col(Version.feature_id))
+        .subquery()
+    )
+
+
 def _actor() -> str:
     try:
         return getpass.getuser()
@@ -273,11 +282,7 @@ class _Sync:
     def _start_from(self, last: str) -> None:
         """Rebuild the dependency index at `last` from the stored versions, cheaply."""
         self._start_empty()
-        newest = (
-            select(col(Version.feature_id), func.max(Version.version).label("number"))
-            .group_by(col(Version.feature_id))
-            .subquery()
-        )
+        newest = _newest_versions()
         rows = self.session.exec(
             select(
                 Version.feature_id, Version.content, Version.content_hash, Version.policy_path
@@ -523,26 +528,26 @@ class _Sync:
                 continue
             if label is not None and label.version_id == target.id:
                 continue
-            crud.set_label(
-                session=self.session,
-                feature=feature,
-                name=self.label,
-                version=target,
-                pinned=False,
-                action="sync",
-                actor=self.actor,
-                reason=f"sync {self.summary.ref}@{self.summary.to_commit[:12]}",
-            )
-            self.summary.labels_moved += 1
+            self._point(feature, target)
+
+    def _point(self, feature: Feature, version: Version) -> None:
+        """Move this run's label to `version` (un-pinned), audited as a sync."""
+        crud.set_label(
+            session=self.session,
+            feature=feature,
+            name=self.label,
+            version=version,
+            pinned=False,
+            action="sync",
+            actor=self.actor,
+            reason=f"sync {self.summary.ref}@{self.summary.to_commit[:12]}",
+        )
+        self.summary.labels_moved += 1
 
     def _move_stale_labels(self) -> None:
         """Un-pinned labels of features this run did not load, left behind their newest version
         (after a promote to an older one, say): one query finds them all."""
-        newest = (
-            select(col(Version.feature_id), func.max(Version.version).label("number"))
-            .group_by(col(Version.feature_id))
-            .subquery()
-        )
+        newest = _newest_versions()
         rows = self.session.exec(
             select(Feature, Version)
             .join(Label, and_(col(Label.feature_id) == Feature.id, col(Label.name) == self.label))
@@ -559,17 +564,7 @@ class _Sync:
         for feature, version in rows:
             if feature.name in self.touched:
                 continue
-            crud.set_label(
-                session=self.session,
-                feature=feature,
-                name=self.label,
-                version=version,
-                pinned=False,
-                action="sync",
-                actor=self.actor,
-                reason=f"sync {self.summary.ref}@{self.summary.to_commit[:12]}",
-            )
-            self.summary.labels_moved += 1
+            self._point(feature, version)
 
     def _finish(self) -> SyncSummary:
         s = self.summary
