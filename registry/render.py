@@ -1,8 +1,6 @@
-"""The sandboxed Jinja engine: template analysis, role splitting and rendering.
+"""Rendering prompts: template analysis, role splitting, and compiled prompts.
 
-Templates come from pull requests, so they run in `ImmutableSandboxedEnvironment`
-with `StrictUndefined`, over a loader that knows only validated template names (never
-a raw path), with limits on loop work, output size and time.
+Templates run in the sandbox of `registry.sandbox`, within its limits.
 
 Roles are decided by the template *source*: before compiling, every role line
 (`system:` …) becomes a call that emits a marker carrying a nonce drawn fresh for each
@@ -13,36 +11,33 @@ becomes a marker too, replaced after the split by the messages themselves.
 
 from __future__ import annotations
 
-import functools
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import (
-    BaseLoader,
-    StrictUndefined,
     TemplateError,
-    TemplateNotFound,
     TemplateSyntaxError,
     nodes,
 )
 from jinja2 import meta as jinja_meta
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.visitor import NodeTransformer
 
 from registry.errors import InputError, Problem, RenderError
+from registry.sandbox import (
+    RENDERING,
+    Limits,
+    RenderState,
+    TooSlow,
+    new_environment,
+)
 from registry.spec.prompt import ROLES, PromptTemplate
 from registry.spec.tree import TreeEscape, clean_path
 
 PROMPTY_ROLES = ("system", "user", "assistant", "tool", "function", "developer")
-MAX_OUTPUT_CHARS = 200_000
-MAX_RENDER_SECONDS = 1.0
-MAX_LOOP_ITERATIONS = 100_000
 
 _JINJA_ROLE = re.compile(r"^[ \t]*(system|user|assistant):[ \t]*$", re.MULTILINE)
 _PROMPTY_ROLE = re.compile(
@@ -59,206 +54,6 @@ _BARE_VARIABLE = re.compile(r"^[ \t]*\{\{-?\s*([A-Za-z_]\w*)\s*-?\}\}[ \t]*$", r
 _ATTR = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
 _INTERNAL = frozenset({"__role__", "__messages__", "__loop__", "__concat__", "range"})
 _MARKER = re.compile("\x00([0-9a-f]{16})\x01([RM]):([^\x00]*)\x00")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one render may cost."""
-
-    max_output_chars: int = MAX_OUTPUT_CHARS
-    max_seconds: float = MAX_RENDER_SECONDS
-    max_loop_iterations: int = MAX_LOOP_ITERATIONS
-
-
-@dataclass
-class _RenderState:
-    """The limits and nonce of the render in progress (one per render, in a ContextVar)."""
-
-    feature: str
-    nonce: str
-    roles: tuple[str, ...]
-    limits: Limits
-    deadline: float
-    steps: int = 0
-
-    def tick(self, count: int = 1) -> None:
-        self.steps += count
-        if self.steps > self.limits.max_loop_iterations:
-            raise SecurityError(f"loops exceed {self.limits.max_loop_iterations} iterations")
-        if self.steps & 0xFF == 0 or count > 1:
-            self.check_time()
-
-    def check_time(self) -> None:
-        if time.perf_counter() > self.deadline:
-            raise _TooSlow(f"render took longer than {self.limits.max_seconds:g} s")
-
-    def check_size(self, value: Any) -> Any:
-        if isinstance(value, str | list | tuple) and len(value) > self.limits.max_output_chars:
-            raise SecurityError(
-                f"a value of {len(value)} items exceeds the {self.limits.max_output_chars} limit"
-            )
-        return value
-
-
-class _TooSlow(Exception):
-    """The render's time limit passed."""
-
-
-_STATE: ContextVar[_RenderState | None] = ContextVar("promptreg_render", default=None)
-
-
-def _state() -> _RenderState:
-    state = _STATE.get()
-    if state is None:
-        raise SecurityError("render helpers are only available during a render")
-    return state
-
-
-def _role(value: Any, attrs: str = "") -> str:
-    state = _state()
-    name = str(value).strip().lower()
-    if name not in state.roles:
-        raise RenderError(f"{state.feature}: {value!r} is not a message role")
-    return f"\x00{state.nonce}\x01R:{name}:{attrs}\x00"
-
-
-def _messages(name: str) -> str:
-    return f"\x00{_state().nonce}\x01M:{name}\x00"
-
-
-def _loop(iterable: Any) -> Iterator[Any]:
-    state = _state()
-    for item in iterable:
-        state.tick()
-        yield item
-
-
-def _range(*args: int) -> range:
-    rng = range(*args)
-    _state().tick(len(rng))
-    return rng
-
-
-def _concat(*parts: Any) -> str:
-    state = _state()
-    total = sum(len(p) if isinstance(p, str) else 0 for p in parts)
-    if total > state.limits.max_output_chars:
-        raise SecurityError("string concatenation too large in a template")
-    return state.check_size("".join(str(p) for p in parts))  # type: ignore[no-any-return]
-
-
-def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a string filter so its arguments and result stay within the size limit."""
-    skip = 1 if getattr(original, "jinja_pass_arg", None) is not None else 0
-
-    @functools.wraps(original)
-    def bounded(*args: Any, **kwargs: Any) -> Any:
-        state = _state()
-        given = args[skip:]
-        for value in [*given[1:], *kwargs.values()]:
-            if isinstance(value, int) and value > state.limits.max_output_chars:
-                raise SecurityError(f"|{name} argument too large in a template")
-        if name == "replace" and len(given) >= 3:
-            text, old, new = (str(a) for a in given[:3])
-            grow = text.count(old) * max(0, len(new) - len(old)) if old else len(new) * len(text)
-            if len(text) + grow > state.limits.max_output_chars:
-                raise SecurityError("|replace result too large in a template")
-        return state.check_size(original(*args, **kwargs))
-
-    return bounded
-
-
-def _call(name: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
-    call = nodes.Call(nodes.Name(name, "load"), args, [], None, None)
-    call.set_lineno(lineno)
-    return call
-
-
-class _Guard(NodeTransformer):
-    """Route every loop and `~` through the render's step and size limits."""
-
-    def visit_For(self, node: nodes.For) -> nodes.Node:  # noqa: N802 - jinja2 visitor name
-        self.generic_visit(node)
-        node.iter = _call("__loop__", [node.iter], node.lineno)  # type: ignore[list-item]
-        return node
-
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802
-        self.generic_visit(node)
-        return _call("__concat__", list(node.nodes), node.lineno)
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, with arithmetic on sequences and every loop bounded."""
-
-    intercepted_binops = frozenset({"*", "**", "+", "%"})
-
-    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        tree = super()._parse(source, name, filename)
-        guarded: nodes.Template = _Guard().visit(tree)
-        return guarded
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        state = _state()
-        limit = state.limits.max_output_chars
-        if operator == "**":
-            if isinstance(right, int | float) and abs(right) > 64:
-                raise SecurityError("exponent too large in a template (the limit is 64)")
-            return left**right
-        if operator == "*":
-            for seq, count in ((left, right), (right, left)):
-                is_seq = isinstance(seq, str | list | tuple) and isinstance(count, int)
-                if is_seq and len(seq) * count > limit:
-                    raise SecurityError("sequence repetition too large in a template")
-            return left * right
-        if operator == "+":
-            sized = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
-            if sized and len(left) + len(right) > limit:
-                raise SecurityError("concatenation too large in a template")
-            return left + right
-        return state.check_size(left % right)
-
-
-class _Loader(BaseLoader):
-    """Serves only the templates it was given, by name."""
-
-    def __init__(self, sources: Mapping[str, str]) -> None:
-        self.sources = sources
-
-    def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
-        if template not in self.sources:
-            raise TemplateNotFound(template)
-        return self.sources[template], template, lambda: True
-
-
-def _new_environment(sources: Mapping[str, str]) -> _Sandbox:
-    env = _Sandbox(
-        loader=_Loader(sources),
-        undefined=StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-        auto_reload=False,
-        cache_size=-1,
-    )
-    env.join_path = lambda template, parent: _join(template, parent, sources)  # type: ignore[method-assign]
-    env.globals.update(
-        __role__=_role, __messages__=_messages, __loop__=_loop, __concat__=_concat, range=_range
-    )
-    for name in ("center", "indent", "replace", "format", "wordwrap", "truncate", "join"):
-        env.filters[name] = _bounded_filter(name, env.filters[name])
-    return env
-
-
-def _join(template: str, parent: str, names: Mapping[str, str] | set[str]) -> str:
-    """Resolve an include name: root-relative, or relative to the including file's folder."""
-    folder = parent.rsplit("/", 1)[0] if "/" in parent else ""
-    relative = template.startswith(("./", "../"))
-    try:
-        beside = clean_path(f"{folder}/{template}" if folder else template)
-    except TreeEscape:
-        return template
-    if relative or (template not in names and beside in names):
-        return beside
-    return template
 
 
 def preprocess(source: str, dialect: str, message_inputs: frozenset[str]) -> str:
@@ -316,7 +111,7 @@ def analyze(
     file line where a template's body starts (after a Prompty file's frontmatter).
     """
     out = Analysis()
-    env = _new_environment({})
+    env = new_environment({})
     queue: list[tuple[str, str, int]] = [(prompt.name, prompt.body, prompt.body_line)]
     out.sources[prompt.name] = prompt.body
     while queue:
@@ -417,7 +212,7 @@ class CompiledPrompt:
         sources = {prompt.name: preprocess(prompt.body, dialect, message_inputs)}
         for name, text in partials.items():
             sources[name] = preprocess(text, dialect, message_inputs)
-        self.env = _new_environment(sources)
+        self.env = new_environment(sources)
         self.default_role = "system" if dialect == "prompty" else "user"
         self.roles = PROMPTY_ROLES if dialect == "prompty" else ROLES
         try:
@@ -433,17 +228,17 @@ class CompiledPrompt:
             raise InputError(f"{self.feature}: {exc}") from None
         nonce = secrets.token_hex(8)
         limits = self.limits
-        state = _RenderState(
+        state = RenderState(
             self.feature, nonce, self.roles, limits, time.perf_counter() + limits.max_seconds
         )
-        token = _STATE.set(state)
+        token = RENDERING.set(state)
         try:
             text = self._generate(values, state)
         finally:
-            _STATE.reset(token)
+            RENDERING.reset(token)
         return self._split(text, nonce, values)
 
-    def _generate(self, context: dict[str, Any], state: _RenderState) -> str:
+    def _generate(self, context: dict[str, Any], state: RenderState) -> str:
         limits = self.limits
         size = 0
         parts: list[str] = []
@@ -460,7 +255,7 @@ class CompiledPrompt:
                 state.check_time()
         except RenderError:
             raise
-        except _TooSlow as exc:
+        except TooSlow as exc:
             raise RenderError(f"{feature}: {exc}") from None
         except SecurityError as exc:
             raise RenderError(f"{feature}: refused by the sandbox: {exc}") from None
