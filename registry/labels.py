@@ -21,7 +21,7 @@ from sqlmodel import Session, col, func, select
 
 from registry.errors import Conflict, NotFound, Retired
 from registry.store import crud
-from registry.store.models import AuditEntry, Feature, Label, Version
+from registry.store.models import AuditEntry, CommitInfo, Feature, Label, Version
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def commit_dict(version: Version) -> dict[str, Any]:
-    """The commit fields of a version, in the API's shape."""
+def commit_dict(commit: CommitInfo) -> dict[str, Any]:
+    """The commit that produced a version, in the API's shape."""
     return {
-        "sha": version.commit_sha,
-        "author": version.commit_author,
-        "email": version.commit_email,
-        "message": version.commit_message,
-        "committed_at": _iso(version.committed_at),
+        "sha": commit.sha,
+        "author": commit.author,
+        "email": commit.email,
+        "message": commit.message,
+        "committed_at": _iso(commit.committed_at),
     }
 
 
@@ -97,16 +97,19 @@ def version_dict(
     """A resolved version in the API's shape (SPEC §4)."""
     content = json.loads(version.content)
     prompt = content["prompt"]
-    inputs = _inputs_of(content)
     return {
         "feature": feature.name,
         "version": version.version,
         "label": label,
         "content_hash": version.content_hash,
-        "commit": commit_dict(version),
+        "commit": commit_dict(version.commit),
         "pinned": bool(label_row and label_row.pinned and label_row.version_id == version.id),
         "retired": feature.retired,
-        "prompt": {"path": prompt["path"], "source": prompt["source"], "inputs": inputs},
+        "prompt": {
+            "path": prompt["path"],
+            "source": prompt["source"],
+            "inputs": prompt.get("inputs", {}),
+        },
         "partials": content.get("partials", {}),
         "policy": content["policy"],
         "models": content.get("models", {}),
@@ -114,11 +117,6 @@ def version_dict(
         # the stored canonical snapshot: clients rebuild the feature from it, checking its hash
         "snapshot": content,
     }
-
-
-def _inputs_of(content: dict[str, Any]) -> dict[str, Any]:
-    inputs: dict[str, Any] = content["prompt"].get("inputs", {})
-    return inputs
 
 
 def list_features(session: Session, *, label: str = "production") -> list[dict[str, Any]]:
@@ -143,13 +141,7 @@ def history(session: Session, name: str) -> list[dict[str, Any]]:
         {
             "version": v.version,
             "content_hash": v.content_hash,
-            "commit": {
-                "sha": v.commit.sha,
-                "author": v.commit.author,
-                "email": v.commit.email,
-                "message": v.commit.message,
-                "committed_at": _iso(v.commit.committed_at),
-            },
+            "commit": commit_dict(v.commit),
             "created_at": _iso(v.created_at),
             "labels": v.labels,
         }

@@ -105,9 +105,8 @@ class _Index:
         self.policy_of: dict[str, str] = {}
         self.broken: set[str] = set()  # invalid at the current commit: re-check on any change
 
-    def deps(
-        self, name: str, policy_path: str, prompt_path: str | None, partials: list[str]
-    ) -> set[str]:
+    def deps(self, policy_path: str, prompt_path: str | None, partials: list[str]) -> set[str]:
+        """The files a feature's content depends on (absent ones too: adding them matters)."""
         root = self.layout.policies_dir
         files = {policy_path, f"{root}/{MODELS_FILE}"}
         files.update(f"{root}/{d}" for d in defaults_chain(policy_path[len(root) + 1 :]))
@@ -305,7 +304,7 @@ class _Sync:
             snap = json.loads(content)
             name = feature.name
             files = self.index.deps(
-                name, policy_path, snap["prompt"]["path"], list(snap.get("partials", {}))
+                policy_path, snap["prompt"]["path"], list(snap.get("partials", {}))
             )
             self.index.set(name, policy_path, files)
             self.hashes[name] = content_hash
@@ -421,7 +420,6 @@ class _Sync:
         name = loaded.name
         self.index.broken.discard(name)
         files = self.index.deps(
-            name,
             loaded.policy_path,
             loaded.prompt_path,
             [f"{self.layout.prompts_dir}/{p}" for p in loaded.partials],

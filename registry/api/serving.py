@@ -176,7 +176,7 @@ class Serving:
         with Session(self.engine) as session:
             feature, row, label_row = labels.resolve(session, name, label=label, version=version)
             data = labels.version_dict(feature, row, label, label_row)
-        snapshot = json.loads(row.content)
+        snapshot = data["snapshot"]  # version_dict parsed the stored content already
         served = Served(
             feature=Feature.from_snapshot(snapshot),
             version=row.version,
