@@ -8,7 +8,8 @@
     ├── NotFound                    unknown feature, version, label or token
     ├── Retired                     the feature's policy was deleted; its history remains
     ├── Conflict                    a label move that cannot be made (no earlier target …)
-    └── DatabaseError               the database is missing, behind its migrations, locked
+    ├── DatabaseError               the database is missing, behind its migrations, locked
+    └── MissingExtra                a command or adapter needs an extra that is not installed
 
 Command-line and HTTP layers translate these into one-line messages and status codes;
 nothing below them prints or exits.
@@ -79,3 +80,11 @@ class Conflict(PromptregError):
 
 class DatabaseError(PromptregError):
     """The database cannot be used as it is."""
+
+
+class MissingExtra(PromptregError):
+    """Something needs an optional part of promptreg (a pip extra) that is not installed."""
+
+    def __init__(self, extra: str, what: str) -> None:
+        self.extra = extra
+        super().__init__(f"{what} needs promptreg[{extra}]: pip install 'promptreg[{extra}]'")

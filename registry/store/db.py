@@ -7,6 +7,7 @@ sync is one transaction" and "two syncs are serialised" are the same fact.
 """
 
 import hashlib
+import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,9 +25,18 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
 from registry.errors import DatabaseError
+from registry.extras import require
 
-# The repository root holds migrations/ next to registry/ (the package is installed editable).
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+def _migrations_dir() -> Path:
+    """Where the Alembic scripts are: the `registry.migrations` package (the repository's
+    top-level migrations/ folder, mapped into the package by pyproject.toml)."""
+    spec = importlib.util.find_spec("registry.migrations")
+    locations = spec.submodule_search_locations if spec is not None else None
+    if not locations:
+        raise MigrationsNotFound("the registry.migrations package is missing from this install")
+    return Path(next(iter(locations)))
+
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 DEFAULT_SYNC_LOCK_TIMEOUT_S = 300.0
@@ -74,6 +84,9 @@ class SyncLockTimeout(StoreError):
     """Another sync held the sync lock for longer than the timeout."""
 
 
+MIGRATIONS_DIR = _migrations_dir()
+
+
 def database_url(url: str | URL) -> URL:
     """Parse a database URL, choosing psycopg 3 for a bare ``postgresql://``."""
     if isinstance(url, str) and url.startswith("postgres://"):
@@ -87,6 +100,8 @@ def database_url(url: str | URL) -> URL:
 def make_engine(url: str | URL, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and explicit BEGINs."""
     parsed = database_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
+        require("postgres", f"the database {parsed.render_as_string(hide_password=True)}")
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
     in_memory = parsed.database in (None, "", ":memory:")
@@ -196,8 +211,8 @@ def alembic_config() -> Config:
     """An Alembic configuration pointing at migrations/, without an alembic.ini."""
     if not (MIGRATIONS_DIR / "env.py").is_file():
         raise MigrationsNotFound(
-            f"Alembic migrations not found at {MIGRATIONS_DIR}: promptreg expects the "
-            "migrations/ folder next to the registry/ package (install it from a checkout)."
+            f"Alembic migrations not found at {MIGRATIONS_DIR}: this promptreg install is "
+            "incomplete; reinstall it (pip install --force-reinstall 'promptreg[server]')."
         )
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
