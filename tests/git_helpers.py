@@ -23,9 +23,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine
 
-from registry.cli import backend as cli_backend
+from registry.cli import database as cli_database
 from registry.cli import main
-from registry.cli import sync as cli_sync
 from registry.store import db
 
 AUTHOR = "Ada Lovelace"
@@ -292,6 +291,5 @@ def track_cli_engines(monkeypatch: pytest.MonkeyPatch) -> list[Engine]:
         opened.append(db.ensure_database(url))
         return opened[-1]
 
-    for module in (cli_backend, cli_sync):
-        monkeypatch.setattr(module, "ensure_database", tracked)
+    monkeypatch.setattr(cli_database, "ensure_database", tracked)
     return opened

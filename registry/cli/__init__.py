@@ -9,7 +9,7 @@ import typer
 from registry.cli import checklist, db, diff, export, files, labels, serve, stats, sync, tokens
 from registry.cli.backend import close_backends
 from registry.cli.output import fail
-from registry.errors import PromptregError
+from registry.errors import MissingExtra, PromptregError
 
 app = typer.Typer(
     name="promptreg",
@@ -42,6 +42,8 @@ def main() -> None:
     """Console entry point: user errors become one line on stderr, never a traceback."""
     try:
         app()
+    except MissingExtra as exc:  # an install problem, not a failed run: exit 2 like misuse
+        fail(str(exc), code=2)
     except PromptregError as exc:
         fail(str(exc))
     except KeyboardInterrupt:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import typer
 
 from registry.cli.backend import DatabaseUrlOption
-from registry.cli.output import console
-from registry.config import get_settings
-from registry.store.db import current_revision, head_revision, make_engine, migrate
+from registry.cli.output import command_path, console
 
 app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 
@@ -15,6 +13,12 @@ app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 @app.command()
 def upgrade(database_url: DatabaseUrlOption = None) -> None:
     """Apply every migration the database lacks (safe to run again)."""
+    from registry.extras import require
+
+    require("server", f"`{command_path()}`")
+    from registry.config import get_settings
+    from registry.store.db import current_revision, head_revision, make_engine, migrate
+
     url = database_url or get_settings().database_url
     engine = make_engine(url)
     try:

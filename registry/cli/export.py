@@ -21,7 +21,6 @@ from registry.cli.backend import (
     backend_for,
 )
 from registry.cli.output import console, print_json
-from registry.client.snapshot import write_snapshot
 
 
 def export(
@@ -33,6 +32,8 @@ def export(
     token: TokenOption = None,
 ) -> None:
     """Write every live feature's labelled version to a snapshot file for the client library."""
+    from registry.client.snapshot import write_snapshot
+
     backend = backend_for(database_url, url, token)
     rows = backend.features(label)
     live = [row for row in rows if row["version"] is not None and not row["retired"]]

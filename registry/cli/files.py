@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
-from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.panel import Panel
-from rich.table import Table
 
 from registry.cli.output import console, fail, print_json
-from registry.config import get_settings
-from registry.errors import InputError, Problem
-from registry.request import prepare
-from registry.spec.load import Layout, LoadedRegistry, RegistryLoader
-from registry.spec.tree import DirTree
+
+if TYPE_CHECKING:
+    from registry.errors import Problem
+    from registry.spec.load import Layout, LoadedRegistry
 
 RepoOption = Annotated[
     Path, typer.Option("--repo", help="Repository root holding the prompts and policies folders.")
@@ -32,12 +27,18 @@ PoliciesDirOption = Annotated[
 
 def layout_of(prompts_dir: str | None, policies_dir: str | None) -> Layout:
     """The layout from options, falling back to settings."""
+    from registry.config import get_settings
+    from registry.spec.load import Layout
+
     settings = get_settings()
     return Layout(prompts_dir or settings.prompts_dir, policies_dir or settings.policies_dir)
 
 
 def load_tree(root: Path, layout: Layout, *, samples: bool = True) -> LoadedRegistry:
     """Load a working tree, failing clearly when it holds no registry."""
+    from registry.spec.load import RegistryLoader
+    from registry.spec.tree import DirTree
+
     if not root.is_dir():
         fail(f"{root}: no such directory")
     if not (root / layout.policies_dir).is_dir():
@@ -54,6 +55,9 @@ def init(
     ),
 ) -> None:
     """Create a small working registry (prompts/, policies/) to start from."""
+    import shutil
+    from importlib import resources
+
     directory.mkdir(parents=True, exist_ok=True)
     for sub in ("prompts", "policies"):
         if (directory / sub).exists():
@@ -144,6 +148,12 @@ def render(
     policies_dir: PoliciesDirOption = None,
 ) -> None:
     """Render a feature from the working tree: messages, tokens, cost and budget verdict."""
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from registry.errors import InputError
+    from registry.request import prepare
+
     loaded = load_tree(repo, layout_of(prompts_dir, policies_dir), samples=False)
     found = loaded.features.get(feature)
     if found is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from registry.cli.backend import (
     DatabaseUrlOption,
@@ -40,6 +39,8 @@ def features(
     if as_json:
         print_json(rows)
         return
+    from rich.table import Table
+
     table = Table(title=f"features ({label})")
     for column in ("feature", "version", "pinned", "updated", "state"):
         table.add_column(column)
@@ -100,6 +101,8 @@ def history(
     if as_json:
         print_json(rows)
         return
+    from rich.table import Table
+
     table = Table(title=f"history of {feature}")
     for column in ("version", "labels", "commit", "author", "date", "message", "hash"):
         table.add_column(column)
@@ -225,6 +228,8 @@ def audit(
     if as_json:
         print_json(rows)
         return
+    from rich.table import Table
+
     table = Table(title="audit log")
     for column in ("when", "feature", "label", "action", "from", "to", "actor", "reason"):
         table.add_column(column)

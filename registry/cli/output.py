@@ -1,25 +1,55 @@
-"""How the CLI talks to people and scripts: rich tables on a terminal, JSON on request."""
+"""How the CLI talks to people and scripts: rich tables on a terminal, JSON on request.
+
+rich is imported when something is first printed, not when the CLI starts: `--help` and
+commands that print JSON never pay for it.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich Console created on first use."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+console: Console = _LazyConsole(highlight=False)  # type: ignore[assignment]
+errors: Console = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)  # type: ignore[assignment]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print `error: message` on stderr and exit with `code`."""
-    errors.print(f"[red]error:[/red] {message}", markup=True) if errors.is_terminal else print(
-        f"error: {message}", file=sys.stderr
-    )
+    if sys.stderr.isatty():
+        errors.print(f"[red]error:[/red] {message}", markup=True)
+    else:
+        print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
 
 
 def print_json(data: Any) -> None:
     """Machine output: JSON on stdout, nothing else."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def command_path() -> str:
+    """The running command as the user typed it (`promptreg rollback`), for messages."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    return ctx.command_path if ctx is not None else "promptreg"

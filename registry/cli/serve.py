@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from registry.cli.backend import DatabaseUrlOption
-from registry.cli.output import console
-from registry.config import Settings, get_settings
+from registry.cli.output import command_path, console
+
+if TYPE_CHECKING:
+    from registry.config import Settings
 
 HostOption = Annotated[str, typer.Option("--host", help="Interface to listen on.")]
 PortOption = Annotated[int, typer.Option("--port", help="Port to listen on.")]
@@ -20,6 +22,8 @@ PortOption = Annotated[int, typer.Option("--port", help="Port to listen on.")]
 def _settings(
     repo: str | None, ref: str | None, label: str | None, database_url: str | None
 ) -> Settings:
+    from registry.config import get_settings
+
     overrides = {
         key: value
         for key, value in (
@@ -51,6 +55,9 @@ def serve(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Serve the HTTP API (refuses a database behind the newest migration)."""
+    from registry.extras import require
+
+    require("server", f"`{command_path()}`")
     import uvicorn
 
     from registry.store.db import ensure_database
@@ -81,6 +88,9 @@ def demo(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Sync this repository into a local database, make an admin token, print curls, serve."""
+    from registry.extras import require
+
+    require("server", f"`{command_path()}`")
     from registry.store import crud
     from registry.store.db import migrate, session_scope
     from registry.sync import sync_ref

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from registry.cli.backend import (
     Backend,
@@ -18,6 +16,9 @@ from registry.cli.backend import (
     backend_for,
 )
 from registry.cli.output import console, print_json
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 WindowOption = Annotated[
     str,
@@ -45,6 +46,8 @@ def all_stats(backend: Backend, label: str, window: str) -> list[dict[str, Any]]
 
 
 def _summary_table(rows: list[dict[str, Any]], window: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"usage over the last {window} (UTC hours)")
     columns = (
         "feature",
@@ -78,6 +81,8 @@ def _summary_table(rows: list[dict[str, Any]], window: str) -> Table:
 
 
 def _breakdown_table(data: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{data['feature']} per day, version and model")
     for column in ("day", "version", "model", "requests", "p50", "p95", "error %", "cost"):
         table.add_column(column, justify="left" if column in ("day", "model") else "right")
@@ -124,6 +129,8 @@ def stats(
     console.print(_summary_table(rows, window))
     if feature is not None and rows[0]["rows"]:
         console.print(_breakdown_table(rows[0]))
+    from rich.markup import escape
+
     for row in rows:
         for alarm in row["alarms"]:
             console.print(

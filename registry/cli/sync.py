@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from sqlalchemy import Engine
 
-from registry.cli.backend import DatabaseUrlOption, JsonOption, os_user
+from registry.cli.backend import DatabaseUrlOption, JsonOption, database_backend, os_user
 from registry.cli.files import PoliciesDirOption, PromptsDirOption, layout_of
 from registry.cli.output import console, print_json
-from registry.config import Settings, get_settings
-from registry.store.db import ensure_database
-from registry.sync import SyncSummary, sync_ref
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from registry.config import Settings
+    from registry.sync import SyncSummary
 
 
 def sync(
@@ -39,23 +40,21 @@ def sync(
     policies_dir: PoliciesDirOption = None,
 ) -> None:
     """Sync git history into versions; exit 1 when this run recorded errors."""
-    settings = get_settings()
-    engine = ensure_database(database_url or settings.database_url)
-    try:
-        summary = _run(
-            engine,
-            settings,
-            repo,
-            ref,
-            label,
-            no_history,
-            lock_timeout,
-            as_json,
-            prompts_dir,
-            policies_dir,
-        )
-    finally:
-        engine.dispose()
+    from registry.config import get_settings
+
+    engine = database_backend(database_url).engine
+    summary = _run(
+        engine,
+        get_settings(),
+        repo,
+        ref,
+        label,
+        no_history,
+        lock_timeout,
+        as_json,
+        prompts_dir,
+        policies_dir,
+    )
     if as_json:
         print_json(summary.as_dict())
     else:
@@ -76,13 +75,18 @@ def _run(
     prompts_dir: str | None,
     policies_dir: str | None,
 ) -> SyncSummary:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from registry.sync import sync_ref
+
     show_bar = not as_json and sys.stderr.isatty()
     with Progress(
         TextColumn("syncing"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.description}"),
-        console=console.__class__(stderr=True),
+        console=Console(stderr=True),
         disable=not show_bar,
         transient=True,
     ) as bar:

@@ -5,23 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from registry.cli.backend import (
-    DatabaseBackend,
-    DatabaseUrlOption,
-    JsonOption,
-    database_backend,
-)
+from registry.cli.backend import DatabaseUrlOption, JsonOption, database_backend
 from registry.cli.output import console, fail, print_json
-from registry.store import crud
-from registry.store.models import TOKEN_ROLES
 
 app = typer.Typer(help="API tokens (reader or admin).", no_args_is_help=True)
-
-
-def _backend(database_url: str | None) -> DatabaseBackend:
-    return database_backend(database_url)
 
 
 @app.command()
@@ -31,11 +19,15 @@ def create(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Create a token; it is printed once, alone on the last line."""
+    backend = database_backend(database_url)
+    from registry.store import crud
+    from registry.store.models import TOKEN_ROLES
+
     if role not in TOKEN_ROLES:
         fail(f"--role must be one of {', '.join(TOKEN_ROLES)}, not {role!r}", code=2)
     if not name.strip():
         fail("--name must not be empty", code=2)
-    with _backend(database_url).session(write=True) as session:
+    with backend.session(write=True) as session:
         if crud.get_token_by_name(session=session, name=name) is not None:
             fail(
                 f"a token named {name!r} already exists (names stay taken after revoke); "
@@ -49,7 +41,12 @@ def create(
 @app.command("list")
 def list_tokens(as_json: JsonOption = False, database_url: DatabaseUrlOption = None) -> None:
     """List tokens (names and roles; never the secrets)."""
-    with _backend(database_url).session() as session:
+    backend = database_backend(database_url)
+    from rich.table import Table
+
+    from registry.store import crud
+
+    with backend.session() as session:
         rows: list[dict[str, str | None]] = [
             {
                 "name": t.name,
@@ -78,7 +75,10 @@ def revoke(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Revoke a token; servers stop accepting it within a second."""
-    with _backend(database_url).session(write=True) as session:
+    backend = database_backend(database_url)
+    from registry.store import crud
+
+    with backend.session(write=True) as session:
         token = crud.revoke_token(session=session, name=name)
     if token is None:
         fail(f"no active token named {name!r}")

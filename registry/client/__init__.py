@@ -14,8 +14,9 @@ sync and asyncio clients, which only perform the policy's steps), `adapters` (Op
 SDK, LiteLLM).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from registry.client.adapters import IncompleteStream, litellm_call, openai_call
-from registry.client.aio import AsyncRegistry, AsyncStream
 from registry.client.cache import CachedVersion
 from registry.client.registry import Registry, Stream
 from registry.client.result import (
@@ -32,6 +33,9 @@ from registry.client.result import (
 )
 from registry.client.retry import Backoff
 from registry.client.snapshot import read_snapshot, write_snapshot
+
+if TYPE_CHECKING:
+    from registry.client.aio import AsyncRegistry, AsyncStream
 
 __all__ = [
     "OUTCOMES",
@@ -56,3 +60,12 @@ __all__ = [
     "read_snapshot",
     "write_snapshot",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The asyncio client loads asyncio: threaded services should not pay for it.
+    if name in ("AsyncRegistry", "AsyncStream"):
+        from registry.client import aio
+
+        return getattr(aio, name)
+    raise AttributeError(f"module 'registry.client' has no attribute {name!r}")

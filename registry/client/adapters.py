@@ -11,10 +11,12 @@ instead of passing for a complete answer.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from registry.client.result import ModelCall, Reply, Usage, usage_from
+from registry.extras import require
 
 # An output limit in a policy's `params` gives way to its `max_output_tokens`.
 OUTPUT_LIMITS = frozenset({"max_tokens", "max_completion_tokens", "max_output_tokens"})
@@ -82,7 +84,18 @@ def openai_call(
 
 
 def litellm_call(**kwargs: Any) -> ModelCall:
-    """A `call` over `litellm.completion(model=..., **kwargs)` (e.g. `api_base`, `api_key`)."""
+    """A `call` over `litellm.completion(model=..., **kwargs)` (e.g. `api_base`, `api_key`).
+
+    Needs promptreg[litellm]; litellm is imported here, once, with its bundled price map
+    (it would otherwise fetch one at import) and without telemetry.
+    """
+    require("litellm", "litellm_call()")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_LOG", "ERROR")
+    import litellm
+
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
 
     def call(
         model: str,
@@ -92,14 +105,12 @@ def litellm_call(**kwargs: Any) -> ModelCall:
         stream: bool,
         timeout: float,
     ) -> Any:
-        from registry.tokens import _litellm  # imported offline, as token counting does
-
         args = {**kwargs, **{k: v for k, v in params.items() if k not in OUTPUT_LIMITS}}
         args.update(model=model, messages=messages)
         args.update(max_tokens=max_output_tokens, timeout=timeout, num_retries=0, max_retries=0)
         if stream:
             args.update(stream=True, stream_options={"include_usage": True})
-        response = _litellm().completion(**args)
+        response = litellm.completion(**args)
         return _chunks(response) if stream else _reply(response)
 
     return call

@@ -17,9 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from registry.client.result import ClientError, RegistryUnavailable, SnapshotError
 from registry.client.snapshot import check_resolved, read_snapshot, write_snapshot
@@ -28,6 +26,9 @@ from registry.render import CompiledPrompt, Message
 from registry.spec.load import Feature
 from registry.spec.policy import Policy
 from registry.tokens import Catalog, ModelInfo
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("promptreg.client")
 COUNT_CACHE_SIZE = 256
@@ -92,6 +93,8 @@ class FeatureCache:
         self.refresh_s = refresh_s
         self.clock = clock
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if self.url:
+            import httpx  # not before a registry URL needs it: snapshot-only clients skip it
         self.http = (
             httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
             if self.url
@@ -159,6 +162,8 @@ class FeatureCache:
 
     # -- fetching ------------------------------------------------------------------------
     def _fetch(self, name: str, entry: CachedVersion | None) -> CachedVersion:
+        import httpx
+
         assert self.http is not None
         headers = {"If-None-Match": entry.etag} if entry is not None else {}
         try:

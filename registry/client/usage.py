@@ -21,9 +21,10 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("promptreg.client")
 
@@ -138,6 +139,8 @@ class UsageReporter:
             atexit.register(self.close)
 
     def _work(self) -> None:
+        import httpx  # in the worker thread: importing it is not the application's cost
+
         with httpx.Client(headers=self.headers, timeout=self.timeout_s) as http:
             while not self._stop.is_set():
                 self._wake.wait(self.flush_s)
@@ -160,6 +163,8 @@ class UsageReporter:
                     self._in_flight -= 1
 
     def _send(self, http: httpx.Client, batch: list[UsageEvent]) -> None:
+        import httpx
+
         body = {"events": [event.as_dict() for event in batch]}
         delay = 0.2
         problem = ""

@@ -12,10 +12,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from registry.errors import Problem
 
 Loc = tuple[str | int, ...]
@@ -47,6 +43,8 @@ class YamlProblem(Exception):
 
 
 def _plain(node: Any, loc: Loc, lines: dict[Loc, int], offset: int) -> Any:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     if isinstance(node, CommentedMap):
         out: dict[Any, Any] = {}
         for key, value in node.items():
@@ -80,6 +78,10 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int], offset: int) -> Any:
 
 def load_yaml(text: str, file: str, *, line_offset: int = 0) -> Located:
     """Parse one YAML document; `line_offset` shifts lines (for frontmatter)."""
+    # Imported here: the client library rebuilds versions from JSON and never reads YAML.
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
     yaml = YAML(typ="rt", pure=True)
     try:
         tree = yaml.load(text)

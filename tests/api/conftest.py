@@ -25,7 +25,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from registry.api.app import create_app
-from registry.cli import backend as cli_backend
+from registry.cli import database as cli_database
 from registry.store.db import make_engine, migrate
 
 from .harness import POLL_S, Registry, new_registry
@@ -113,14 +113,14 @@ def cli_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
     # The CLI never disposes its engine (its process ends instead); in-process, a pooled
     # PostgreSQL connection would otherwise be garbage-collected open, a ResourceWarning.
     opened: list[Engine] = []
-    original = cli_backend.ensure_database
+    original = cli_database.ensure_database
 
     def recording(url: str) -> Engine:
         engine = original(url)
         opened.append(engine)
         return engine
 
-    monkeypatch.setattr(cli_backend, "ensure_database", recording)
+    monkeypatch.setattr(cli_database, "ensure_database", recording)
     yield opened
     for engine in opened:
         engine.dispose()
