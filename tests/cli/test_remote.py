@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 from api.harness import PROMPTREG, Registry, ThreadedServer, free_port, new_registry
 from sqlalchemy import Engine
+from test_packaging import LOADED_AFTER_COMMAND, SERVER_MODULES, TOKENIZERS, loaded_modules
 from typer.testing import CliRunner, Result
 
 from registry.api.app import create_app
 from registry.cli import app as cli
-from registry.cli import backend
+from registry.cli import backend, database
 from registry.cli import remote as remote_module
 from registry.cli.remote import RemoteBackend
 
@@ -59,7 +60,7 @@ def remote(
     # ResourceWarning: keep them alive and close them at the end.
     opened: list[Engine] = []
     clients: list[RemoteBackend] = []
-    original = backend.ensure_database
+    original = database.ensure_database
 
     def recording(url: str) -> Engine:
         opened.append(original(url))
@@ -70,7 +71,7 @@ def remote(
             super().__init__(*args, **kwargs)
             clients.append(self)
 
-    monkeypatch.setattr(backend, "ensure_database", recording)
+    monkeypatch.setattr(database, "ensure_database", recording)
     monkeypatch.setattr(remote_module, "RemoteBackend", RecordedRemote)
     registry = new_registry(db_url, engine, tmp_path)
     app = create_app(registry.settings(), poll_s=0.02)
@@ -133,6 +134,18 @@ def test_rollback_and_promote_print_the_same_as_database_mode(remote: Remote):
     actors = {(row["reason"], row["actor"]) for row in _json(audit) if row["reason"]}
     assert ("remote", "oncall") in actors
     assert ("db", backend.os_user()) in actors
+
+
+def test_a_remote_rollback_loads_no_orm_web_framework_or_tokenizer(remote: Remote):
+    token = remote.registry.admin_token
+    loaded = loaded_modules(
+        LOADED_AFTER_COMMAND, "rollback", "support.reply", "--url", remote.url, "--token", token
+    )
+    forbidden = (*SERVER_MODULES, *TOKENIZERS, "registry.spec", "registry.labels", "git")
+    assert sorted(m for m in loaded if m.split(".")[0] in forbidden or m in forbidden) == []
+    assert "httpx" in loaded
+    moved = json.loads(remote.db("audit", "--feature", "support.reply", "--json").stdout)[0]
+    assert (moved["action"], moved["actor"]) == ("rollback", "oncall")
 
 
 def test_environment_variables_select_remote_mode(remote: Remote):
