@@ -153,8 +153,8 @@ def build_repo(repo: Path, features: int) -> None:
 
 def build_database(repo: Path, url: str, cache_dir: Path) -> tuple[str, str, dict[str, Any]]:
     """Migrate, sync the repo, create tokens; returns (reader, admin, kb.answer's sample)."""
-    from registry.spec.load import RegistryLoader
-    from registry.spec.tree import DirTree
+    from registry.definitions.load import RegistryLoader
+    from registry.definitions.tree import DirTree
     from registry.store import crud
     from registry.store.db import make_engine, migrate, session_scope
     from registry.sync import sync_ref

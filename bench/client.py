@@ -50,8 +50,8 @@ from typing import Any
 
 from registry.client import Registry
 from registry.client.snapshot import write_snapshot
-from registry.spec.load import RegistryLoader
-from registry.spec.tree import DirTree
+from registry.definitions.load import RegistryLoader
+from registry.definitions.tree import DirTree
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_P50_MS = 0.3

@@ -43,9 +43,9 @@ from typing import Any
 
 import jinja2
 
+from registry.definitions.load import Feature, RegistryLoader
+from registry.definitions.tree import DirTree
 from registry.request import prepare
-from registry.spec.load import Feature, RegistryLoader
-from registry.spec.tree import DirTree
 from registry.tokens import Catalog, _litellm
 
 TARGET_RATIO = 1.5

@@ -119,12 +119,10 @@ def install_sizes() -> None:
     """Print what the core install and `[server]` add to a fresh virtual environment."""
     with tempfile.TemporaryDirectory(prefix="promptreg-install-") as tmp:
         folder = Path(tmp)
-        subprocess.run(
-            [sys.executable, "-m", "build", "--wheel", "--outdir", str(folder), str(ROOT)],
-            check=True,
-            capture_output=True,
-        )
-        (wheel,) = folder.glob("promptreg-*.whl")
+        sys.path.insert(0, str(ROOT / "tests"))
+        from test_packaging import build_wheel
+
+        wheel = build_wheel(folder)
         constraints = str(ROOT / "constraints.txt")
         sizes: dict[str, int] = {}
         for name, spec in (("core", str(wheel)), ("server", f"{wheel}[server]")):

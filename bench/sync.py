@@ -38,8 +38,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from registry.spec.load import RegistryLoader
-from registry.spec.tree import DirTree
+from registry.definitions.load import RegistryLoader
+from registry.definitions.tree import DirTree
 from registry.store.db import make_engine, migrate, session_scope
 from registry.store.models import Version
 from registry.sync import sync_ref

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from registry.spec.policy import Policy
+from registry.definitions.policy import Policy
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from registry.definitions.load import Feature, LoadedRegistry
 from registry.errors import CatalogError, RenderError
-from registry.spec.load import Feature, LoadedRegistry
 
 WORKTREE = "working tree"
 

@@ -1,6 +1,6 @@
 """Reading a git repository: opening paths and URLs, first-parent history, trees at a commit.
 
-`GitTree` is the git side of `registry.spec.tree.Tree`: the files of one commit, read
+`GitTree` is the git side of `registry.definitions.tree.Tree`: the files of one commit, read
 from the object database without a checkout. A symlink stored in git (mode 120000) is
 followed only while its target stays inside the repository.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 import git
 from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
+from registry.definitions.tree import TreeEscape, clean_path
 from registry.errors import PromptregError
-from registry.spec.tree import TreeEscape, clean_path
 
 _LINK_MODE = 0o120000
 _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)

@@ -26,6 +26,8 @@ from jinja2 import (
 from jinja2 import meta as jinja_meta
 from jinja2.exceptions import SecurityError
 
+from registry.definitions.prompt import ROLES, PromptTemplate
+from registry.definitions.tree import TreeEscape, clean_path
 from registry.errors import InputError, Problem, RenderError
 from registry.sandbox import (
     RENDERING,
@@ -34,8 +36,6 @@ from registry.sandbox import (
     TooSlow,
     new_environment,
 )
-from registry.spec.prompt import ROLES, PromptTemplate
-from registry.spec.tree import TreeEscape, clean_path
 
 PROMPTY_ROLES = ("system", "user", "assistant", "tool", "function", "developer")
 

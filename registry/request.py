@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from registry.definitions.load import Feature
 from registry.render import Message
-from registry.spec.load import Feature
 from registry.tokens import Catalog, Estimate, Verdict, budget_verdict
 
 

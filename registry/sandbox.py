@@ -22,8 +22,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from registry.definitions.tree import TreeEscape, clean_path
 from registry.errors import RenderError
-from registry.spec.tree import TreeEscape, clean_path
 
 MAX_OUTPUT_CHARS = 200_000
 MAX_RENDER_SECONDS = 1.0

@@ -23,6 +23,16 @@ import git
 from sqlalchemy import Engine
 from sqlmodel import Session, and_, col, func, or_, select
 
+from registry.definitions.load import Feature as LoadedFeature
+from registry.definitions.load import Layout, RegistryLoader
+from registry.definitions.policy import (
+    DEFAULTS_FILE,
+    MODELS_FILE,
+    defaults_chain,
+    feature_name,
+    is_policy_file,
+)
+from registry.definitions.prompt import PROMPT_SUFFIXES
 from registry.errors import Problem
 from registry.gitrepo import (
     Blobs,
@@ -35,16 +45,6 @@ from registry.gitrepo import (
     open_repo,
     resolve_ref,
 )
-from registry.spec.load import Feature as LoadedFeature
-from registry.spec.load import Layout, RegistryLoader
-from registry.spec.policy import (
-    DEFAULTS_FILE,
-    MODELS_FILE,
-    defaults_chain,
-    feature_name,
-    is_policy_file,
-)
-from registry.spec.prompt import PROMPT_SUFFIXES
 from registry.store import crud
 from registry.store.db import session_scope, sync_lock
 from registry.store.models import CommitInfo, Feature, Label, SyncError, SyncRun, Version

@@ -19,9 +19,9 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
+from registry.definitions.catalog import ModelEntry
+from registry.definitions.policy import Policy
 from registry.errors import CatalogError
-from registry.spec.catalog import ModelEntry
-from registry.spec.policy import Policy
 
 _lock = threading.Lock()
 _module: ModuleType | None = None

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
+from registry.definitions.load import RegistryLoader
+from registry.definitions.tree import DirTree
 from registry.request import prepare
-from registry.spec.load import RegistryLoader
-from registry.spec.tree import DirTree
 
 ROOT = Path(__file__).resolve().parents[1]
 

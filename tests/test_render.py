@@ -8,11 +8,11 @@ from collections.abc import Mapping
 
 import pytest
 
+from registry.definitions.load import RegistryLoader
+from registry.definitions.prompt import parse_jinja_prompt
+from registry.definitions.tree import TreeEscape, clean_path
 from registry.errors import InputError, RenderError
 from registry.render import CompiledPrompt, Limits, Message, analyze
-from registry.spec.load import RegistryLoader
-from registry.spec.prompt import parse_jinja_prompt
-from registry.spec.tree import TreeEscape, clean_path
 
 
 def compiled(text: str, partials: Mapping[str, str] | None = None, **kw) -> CompiledPrompt:

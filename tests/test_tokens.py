@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from registry.definitions.catalog import parse_models_file
+from registry.definitions.policy import Policy
 from registry.errors import CatalogError
-from registry.spec.catalog import parse_models_file
-from registry.spec.policy import Policy
 from registry.tokens import Catalog, Estimate, _litellm, budget_verdict
 
 LONG_TEXT = (
@@ -175,7 +175,7 @@ def test_exactly_at_the_limit_is_allowed():
 
 def test_importing_the_cli_does_not_import_litellm():
     code = (
-        "import sys, registry.cli, registry.spec.load, registry.render, registry.request; "
+        "import sys, registry.cli, registry.definitions.load, registry.render, registry.request; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('litellm', 'tiktoken')))"
     )
     out = subprocess.run(

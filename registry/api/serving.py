@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlmodel import Session
 
 from registry import labels
-from registry.spec.load import Feature
+from registry.definitions.load import Feature
 from registry.store import crud
 from registry.tokens import Catalog
 

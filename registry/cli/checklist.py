@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 def facts_of(backend: Backend, name: str, label: str) -> Facts:
     """Gather one feature's facts from the database or a server."""
     from registry.checklist import Facts
-    from registry.spec.policy import Policy
+    from registry.definitions.policy import Policy
 
     live = backend.show(name, label, None)
     versions = [int(row["version"]) for row in backend.history(name)]

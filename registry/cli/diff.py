@@ -29,10 +29,10 @@ def diff(
 ) -> None:
     """Per feature, what the working tree changes against REF: diffs, tokens, cost."""
     from registry.config import get_settings
+    from registry.definitions.load import RegistryLoader
+    from registry.definitions.tree import DirTree
     from registry.diff import compare, github, markdown, text
     from registry.gitrepo import GitTree, open_repo, resolve_ref
-    from registry.spec.load import RegistryLoader
-    from registry.spec.tree import DirTree
 
     if output not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {output!r}", code=2)

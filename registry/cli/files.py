@@ -11,8 +11,8 @@ import typer
 from registry.cli.output import console, fail, print_json
 
 if TYPE_CHECKING:
+    from registry.definitions.load import Layout, LoadedRegistry
     from registry.errors import Problem
-    from registry.spec.load import Layout, LoadedRegistry
 
 RepoOption = Annotated[
     Path, typer.Option("--repo", help="Repository root holding the prompts and policies folders.")
@@ -28,7 +28,7 @@ PoliciesDirOption = Annotated[
 def layout_of(prompts_dir: str | None, policies_dir: str | None) -> Layout:
     """The layout from options, falling back to settings."""
     from registry.config import get_settings
-    from registry.spec.load import Layout
+    from registry.definitions.load import Layout
 
     settings = get_settings()
     return Layout(prompts_dir or settings.prompts_dir, policies_dir or settings.policies_dir)
@@ -36,8 +36,8 @@ def layout_of(prompts_dir: str | None, policies_dir: str | None) -> Layout:
 
 def load_tree(root: Path, layout: Layout, *, samples: bool = True) -> LoadedRegistry:
     """Load a working tree, failing clearly when it holds no registry."""
-    from registry.spec.load import RegistryLoader
-    from registry.spec.tree import DirTree
+    from registry.definitions.load import RegistryLoader
+    from registry.definitions.tree import DirTree
 
     if not root.is_dir():
         fail(f"{root}: no such directory")
@@ -201,7 +201,7 @@ def render(
 
 
 def _read_vars_file(path: Path) -> dict[str, Any]:
-    from registry.spec.yamlpos import YamlProblem, load_yaml
+    from registry.definitions.yamlpos import YamlProblem, load_yaml
 
     try:
         text = path.read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from registry.spec.policy import CircuitBreaker
+from registry.definitions.policy import CircuitBreaker
 
 log = logging.getLogger("promptreg.client")
 

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from registry.client.result import ClientError, RegistryUnavailable, SnapshotError
 from registry.client.snapshot import check_resolved, read_snapshot, write_snapshot
+from registry.definitions.load import Feature
+from registry.definitions.policy import Policy
 from registry.errors import NotFound, PromptregError, Retired
 from registry.render import CompiledPrompt, Message
-from registry.spec.load import Feature
-from registry.spec.policy import Policy
 from registry.tokens import Catalog, ModelInfo
 
 if TYPE_CHECKING:

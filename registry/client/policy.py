@@ -46,7 +46,7 @@ from registry.client.result import (
 )
 from registry.client.retry import Backoff, describe, kind_of, retry_after, retryable
 from registry.client.usage import EventIds, UsageEvent
-from registry.spec.policy import ModelRef
+from registry.definitions.policy import ModelRef
 from registry.tokens import Estimate, budget_verdict
 
 log = logging.getLogger("promptreg.client")

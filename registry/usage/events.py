@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from registry.spec.policy import FEATURE_NAME
+from registry.definitions.policy import FEATURE_NAME
 from registry.store.models import EVENT_ID_LENGTH, NAME_LENGTH, USAGE_OUTCOMES
 
 # Outcomes that count against the error rate: the user got no model answer. `fallback`

@@ -21,8 +21,8 @@ from typing import Any
 from sqlmodel import Session
 
 from registry import labels
+from registry.definitions.policy import Policy
 from registry.errors import PromptregError
-from registry.spec.policy import Policy
 from registry.store import crud, usage_crud
 from registry.store.models import Feature, utcnow
 from registry.usage.events import ERROR_OUTCOMES

@@ -141,7 +141,7 @@ def test_a_remote_rollback_loads_no_orm_web_framework_or_tokenizer(remote: Remot
     loaded = loaded_modules(
         LOADED_AFTER_COMMAND, "rollback", "support.reply", "--url", remote.url, "--token", token
     )
-    forbidden = (*SERVER_MODULES, *TOKENIZERS, "registry.spec", "registry.labels", "git")
+    forbidden = (*SERVER_MODULES, *TOKENIZERS, "registry.definitions", "registry.labels", "git")
     assert sorted(m for m in loaded if m.split(".")[0] in forbidden or m in forbidden) == []
     assert "httpx" in loaded
     moved = json.loads(remote.db("audit", "--feature", "support.reply", "--json").stdout)[0]

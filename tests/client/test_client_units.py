@@ -13,7 +13,7 @@ from client_fakes import answer, cut
 from registry.client import IncompleteStream, Usage, litellm_call
 from registry.client.breaker import Breaker
 from registry.client.retry import retry_after, retryable
-from registry.spec.policy import CircuitBreaker
+from registry.definitions.policy import CircuitBreaker
 
 SETTINGS = CircuitBreaker(failure_rate_pct=50, min_requests=4, cooldown_s=30)
 

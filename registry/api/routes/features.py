@@ -26,9 +26,9 @@ from registry.api.schemas import (
     VersionList,
 )
 from registry.api.serving import RenderAnswer, Served, Serving, encode
+from registry.definitions.load import Feature
 from registry.errors import CatalogError, RenderError
 from registry.request import prepare
-from registry.spec.load import Feature
 from registry.tokens import Catalog
 from registry.usage.metrics import count_budget_rejection
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from registry.definitions.load import LoadedRegistry, RegistryLoader
+from registry.definitions.prompt import PromptFileError
+from registry.definitions.prompty import parse_prompty
+from registry.definitions.tree import DirTree, clean_path
 from registry.errors import RenderError
 from registry.render import compile_prompt
-from registry.spec.load import LoadedRegistry, RegistryLoader
-from registry.spec.prompt import PromptFileError
-from registry.spec.prompty import parse_prompty
-from registry.spec.tree import DirTree, clean_path
 
 CORPUS = Path("/work/shared/corpus/prompty")
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared Prompty corpus is absent")

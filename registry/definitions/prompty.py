@@ -48,9 +48,7 @@ from jinja2 import Environment, TemplateSyntaxError
 from jinja2 import meta as jinja_meta
 from pydantic import ValidationError
 
-from registry.errors import InputError, Problem
-from registry.render import PROMPTY_THREAD
-from registry.spec.prompt import (
+from registry.definitions.prompt import (
     InputSpec,
     InputType,
     PromptFileError,
@@ -58,8 +56,10 @@ from registry.spec.prompt import (
     decode,
     split_frontmatter,
 )
-from registry.spec.tree import TreeEscape, clean_path
-from registry.spec.yamlpos import Loc, Located, YamlProblem, load_yaml
+from registry.definitions.tree import TreeEscape, clean_path
+from registry.definitions.yamlpos import Loc, Located, YamlProblem, load_yaml
+from registry.errors import InputError, Problem
+from registry.render import PROMPTY_THREAD
 
 Read = Callable[[str], bytes]
 

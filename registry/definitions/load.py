@@ -16,10 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from registry.errors import CatalogError, Problem, RenderError
-from registry.render import Analysis, analyze, compile_prompt
-from registry.spec.catalog import ModelEntry, parse_models_file
-from registry.spec.policy import (
+from registry.definitions.catalog import ModelEntry, parse_models_file
+from registry.definitions.policy import (
     DEFAULTS_FILE,
     FEATURE_NAME,
     MODELS_FILE,
@@ -30,7 +28,7 @@ from registry.spec.policy import (
     is_policy_file,
     origin_of,
 )
-from registry.spec.prompt import (
+from registry.definitions.prompt import (
     PROMPT_SUFFIXES,
     InputSpec,
     PromptFileError,
@@ -39,8 +37,10 @@ from registry.spec.prompt import (
     describe_error,
     parse_jinja_prompt,
 )
-from registry.spec.tree import Tree, TreeEscape, clean_path
-from registry.spec.yamlpos import Located, YamlProblem, load_yaml
+from registry.definitions.tree import Tree, TreeEscape, clean_path
+from registry.definitions.yamlpos import Located, YamlProblem, load_yaml
+from registry.errors import CatalogError, Problem, RenderError
+from registry.render import Analysis, analyze, compile_prompt
 from registry.tokens import Catalog
 
 
@@ -280,7 +280,7 @@ class RegistryLoader:
             return cached
         try:
             if path.endswith(".prompty"):
-                from registry.spec.prompty import parse_prompty
+                from registry.definitions.prompty import parse_prompty
 
                 return parse_prompty(data, path, name, read=self._read_for_prompty(path))
             return parse_jinja_prompt(data, path, name)

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from registry.definitions.prompt import PromptFileError, PromptTemplate
+from registry.definitions.prompty import parse_prompty
+from registry.definitions.tree import TreeEscape, clean_path
 from registry.errors import InputError, RenderError
 from registry.render import analyze, compile_prompt
-from registry.spec.prompt import PromptFileError, PromptTemplate
-from registry.spec.prompty import parse_prompty
-from registry.spec.tree import TreeEscape, clean_path
 
 PATH = "prompts/team/p.prompty"
 

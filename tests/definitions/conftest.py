@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from registry.cli import app
-from registry.spec.load import LoadedRegistry, RegistryLoader
-from registry.spec.tree import DirTree
+from registry.definitions.load import LoadedRegistry, RegistryLoader
+from registry.definitions.tree import DirTree
 
 # Line numbers matter: tests name the line each problem must point at.
 BASE_POLICY = """\

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from registry.spec.yamlpos import Loc, Located
+from registry.definitions.yamlpos import Loc, Located
 
 FEATURE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$")
 POLICY_SUFFIXES = (".yaml", ".yml")

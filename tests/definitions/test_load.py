@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from registry.cli import app
+from registry.definitions.load import Layout, RegistryLoader
+from registry.definitions.tree import DirTree
 from registry.errors import RenderError
-from registry.spec.load import Layout, RegistryLoader
-from registry.spec.tree import DirTree
 
 PROMPT = """\
 ---

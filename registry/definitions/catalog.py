@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from registry.spec.prompt import validate_model
-from registry.spec.yamlpos import load_yaml
+from registry.definitions.prompt import validate_model
+from registry.definitions.yamlpos import load_yaml
 
 
 class ModelEntry(BaseModel):

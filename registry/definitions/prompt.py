@@ -2,7 +2,7 @@
 
 This module owns the file format of a prompt and the declared inputs: their schema,
 their defaults, and the check of a value against its declaration. Rendering lives in
-`registry.render`; Prompty's dialects are translated in `registry.spec.prompty`.
+`registry.render`; Prompty's dialects are translated in `registry.definitions.prompty`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from registry.definitions.yamlpos import Located, YamlProblem, load_yaml
 from registry.errors import InputError, Problem
-from registry.spec.yamlpos import Located, YamlProblem, load_yaml
 
 PROMPT_SUFFIXES = (".jinja", ".prompty")
 InputType = Literal["string", "integer", "number", "boolean", "list", "object", "messages"]
