@@ -19,6 +19,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_LABEL = "production"
+
 
 class Settings(BaseSettings):
     """promptreg's configuration, from `PROMPTREG_*` environment variables."""
@@ -30,7 +32,7 @@ class Settings(BaseSettings):
     token: str | None = None
     repo: str = "."
     ref: str | None = None
-    label: str = "production"
+    label: str = DEFAULT_LABEL
     webhook_secret: str | None = None
     prompts_dir: str = "prompts"
     policies_dir: str = "policies"

@@ -14,8 +14,10 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from registry.definitions.load import Feature, LoadedRegistry
+from registry.definitions.content import FeatureDefinition, VersionContent
+from registry.definitions.load import LoadedRegistry
 from registry.errors import CatalogError, RenderError
+from registry.tokens import Catalog
 
 WORKTREE = "working tree"
 
@@ -49,7 +51,7 @@ class FeatureChange:
     problems: list[str] = field(default_factory=list)
 
 
-def sample_of(feature: Feature, loaded: LoadedRegistry) -> Sample:
+def sample_of(feature: FeatureDefinition, catalog: Catalog) -> Sample:
     """Render the feature's sample and count it on the first model (empty without a sample)."""
     from registry.request import prepare
 
@@ -57,19 +59,20 @@ def sample_of(feature: Feature, loaded: LoadedRegistry) -> Sample:
     if feature.prompt.sample is None:
         return Sample(model=model)
     try:
-        first = prepare(feature, loaded.catalog, feature.prompt.sample).first
+        first = prepare(feature, catalog, feature.prompt.sample).first
     except (RenderError, CatalogError):
         return Sample(model=model)
     cost = None if first.cost_usd is None else first.cost_usd * 1000
     return Sample(first.input_tokens, first.model, cost)
 
 
-def _unified(old: str, new: str, a: str, b: str) -> str:
+def unified(old: str, new: str, a: str, b: str) -> str:
+    """A unified diff of two texts ('' when equal); every line ends with a newline."""
     lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), a, b)
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def _pretty(feature: Feature | None) -> str:
+def _pretty(feature: FeatureDefinition | None) -> str:
     return (
         "" if feature is None else json.dumps(feature.policy_data, indent=2, sort_keys=True) + "\n"
     )
@@ -79,10 +82,63 @@ def _delta(old: float | None, new: float | None) -> float | None:
     return None if old is None or new is None else new - old
 
 
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: a feature's definition (None: absent), its catalog, a name."""
+
+    feature: FeatureDefinition | None
+    catalog: Catalog
+    name: str  # "v3", "origin/main", "working tree"
+
+
+def change(name: str, before: Side, after: Side) -> FeatureChange:
+    """How feature `name` differs from `before` to `after`: diffs, tokens, cost per 1,000."""
+    old, new = before.feature, after.feature
+    either = new or old
+    assert either is not None
+    status = "added" if old is None else "removed" if new is None else "changed"
+    a, b = f"{name}@{before.name}", f"{name}@{after.name}"
+    sample_before = sample_of(old, before.catalog) if old else Sample()
+    sample_after = sample_of(new, after.catalog) if new else Sample()
+    tokens_from = sample_before.tokens if old else 0
+    tokens_to = sample_after.tokens if new else 0
+    cost_from = sample_before.cost_per_1k if old else 0.0
+    cost_to = sample_after.cost_per_1k if new else 0.0
+    old_partials = old.partials if old else {}
+    new_partials = new.partials if new else {}
+    prompts = either.layout.prompts_dir
+    return FeatureChange(
+        name=name,
+        status=status,
+        policy_path=either.policy_path,
+        prompt_diff=unified(
+            old.prompt.source if old else "", new.prompt.source if new else "", a, b
+        ),
+        policy_diff=unified(_pretty(old), _pretty(new), a, b),
+        partials_diff="".join(
+            unified(
+                old_partials.get(part, ""),
+                new_partials.get(part, ""),
+                f"{prompts}/{part}@{before.name}",
+                f"{prompts}/{part}@{after.name}",
+            )
+            for part in sorted(set(old_partials) | set(new_partials))
+        ),
+        tokens_from=tokens_from,
+        tokens_to=tokens_to,
+        token_delta=None if tokens_from is None or tokens_to is None else tokens_to - tokens_from,
+        model=sample_after.model or sample_before.model,
+        cost_per_1k_from=cost_from,
+        cost_per_1k_to=cost_to,
+        cost_per_1k_delta=_delta(cost_from, cost_to),
+    )
+
+
 def compare(
     base: LoadedRegistry, head: LoadedRegistry, base_name: str
 ) -> tuple[list[FeatureChange], int]:
-    """Every feature that differs (sorted by name), and how many are unchanged."""
+    """Every feature that differs between a ref and the working tree (by name), and how
+    many are unchanged."""
     changes: list[FeatureChange] = []
     unchanged = 0
     names = sorted(set(base.features) | set(head.features) | head.broken)
@@ -96,49 +152,22 @@ def compare(
         if old is not None and new is not None and old.content_hash == new.content_hash:
             unchanged += 1
             continue
-        status = "added" if old is None else "removed" if new is None else "changed"
-        either = new or old
-        assert either is not None
-        a, b = f"{name}@{base_name}", f"{name}@{WORKTREE}"
-        before = sample_of(old, base) if old else Sample()
-        after = sample_of(new, head) if new else Sample()
-        tokens_from = before.tokens if old else 0
-        tokens_to = after.tokens if new else 0
-        cost_from = before.cost_per_1k if old else 0.0
-        cost_to = after.cost_per_1k if new else 0.0
-        old_partials = old.partials if old else {}
-        new_partials = new.partials if new else {}
-        prompts = either.layout.prompts_dir
         changes.append(
-            FeatureChange(
-                name=name,
-                status=status,
-                policy_path=either.policy_path,
-                prompt_diff=_unified(
-                    old.prompt.source if old else "", new.prompt.source if new else "", a, b
-                ),
-                policy_diff=_unified(_pretty(old), _pretty(new), a, b),
-                partials_diff="".join(
-                    _unified(
-                        old_partials.get(part, ""),
-                        new_partials.get(part, ""),
-                        f"{prompts}/{part}@{base_name}",
-                        f"{prompts}/{part}@{WORKTREE}",
-                    )
-                    for part in sorted(set(old_partials) | set(new_partials))
-                ),
-                tokens_from=tokens_from,
-                tokens_to=tokens_to,
-                token_delta=None
-                if tokens_from is None or tokens_to is None
-                else tokens_to - tokens_from,
-                model=after.model or before.model,
-                cost_per_1k_from=cost_from,
-                cost_per_1k_to=cost_to,
-                cost_per_1k_delta=_delta(cost_from, cost_to),
-            )
+            change(name, Side(old, base.catalog, base_name), Side(new, head.catalog, WORKTREE))
         )
     return changes, unchanged
+
+
+def between_versions(
+    name: str, old: tuple[int, VersionContent], new: tuple[int, VersionContent]
+) -> FeatureChange:
+    """How two stored versions of a feature differ, each priced as it recorded."""
+
+    def side(number: int, content: VersionContent) -> Side:
+        catalog = Catalog.from_snapshot(content.as_dict()["models"])
+        return Side(content.definition(), catalog, str(number))
+
+    return change(name, side(*old), side(*new))
 
 
 # --- rendering -----------------------------------------------------------------------------

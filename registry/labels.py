@@ -1,32 +1,42 @@
-"""The label state machine: resolve, rollback, promote, pin, and the read side around them.
+"""The label state machine: the one place a label moves, and rollback, promote, retire.
 
-A label points each feature at one version (SPEC §2). Sync moves un-pinned labels
-forward; `rollback` moves a label back and pins it, so the next merge does not undo the
-rollback; `promote` moves it forward and unpins. Every move is written to the audit log
-by `crud.set_label`. The functions here take a session and never commit: the caller's
+A label points each feature at one version (SPEC §2). `move` is the only writer of
+labels: it points the label, sets or clears the pin, appends the audit entry and bumps
+the change marker that every replica watches, in the caller's transaction. Sync,
+rollback, promote, `rollback --all` and rollouts all move labels through it; `retire`
+audits a feature's retirement the same way. Nothing here commits: the caller's
 transaction decides, so `rollback_all` is all-or-nothing.
 
+Sync moves un-pinned labels forward; `rollback` moves a label back and pins it, so the
+next merge does not undo the rollback; `promote` moves it forward and unpins.
 "Previous" means the newest version this label pointed at before, older than the
 current one: two rollbacks in a row go back two steps instead of toggling.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session
 
+from registry.config import DEFAULT_LABEL
 from registry.errors import Conflict, NotFound, Retired
 from registry.store import crud
-from registry.store.models import AuditEntry, CommitInfo, Feature, Label, Version
+from registry.store.models import (
+    MAX_VERSION,
+    AuditEntryPublic,
+    Feature,
+    Label,
+    Version,
+    VersionPublic,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
 class LabelMove:
-    """The result of a rollback or promote."""
+    """Where a label moved: the answer of rollback and promote."""
 
     feature: str
     label: str
@@ -34,27 +44,79 @@ class LabelMove:
     to_version: int
     pinned: bool
 
-    def as_dict(self) -> dict[str, Any]:
-        """The wire form."""
-        return asdict(self)
+
+def move(
+    session: Session,
+    feature: Feature,
+    label: str,
+    version: Version,
+    *,
+    pinned: bool,
+    action: str,
+    actor: str,
+    reason: str | None = None,
+    at: datetime | None = None,
+) -> LabelMove | None:
+    """Point `label` at `version` (pinned or not), audited as `action`; None when unchanged."""
+    current = crud.get_label(session=session, feature=feature, name=label, for_update=True)
+    if current is not None and current.version_id == version.id and current.pinned == pinned:
+        return None
+    at = at or utcnow()
+    _, left = crud.write_label(
+        session=session, feature=feature, name=label, version=version, pinned=pinned, at=at
+    )
+    crud.add_audit(
+        session=session,
+        feature=feature,
+        label=label,
+        action=action,
+        from_version=left,
+        to_version=version.version,
+        actor=actor,
+        reason=reason,
+        at=at,
+    )
+    crud.bump_generation(session=session)
+    return LabelMove(
+        feature=feature.name,
+        label=label,
+        from_version=left,
+        to_version=version.version,
+        pinned=pinned,
+    )
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def retire(
+    session: Session,
+    feature: Feature,
+    *,
+    retired: bool,
+    label: str,
+    actor: str,
+    reason: str | None = None,
+) -> None:
+    """Retire or un-retire a feature, audited on `label`; nothing happens when unchanged."""
+    if feature.retired == retired:
+        return
+    at = utcnow()
+    crud.mark_retired(session=session, feature=feature, retired=retired, at=at)
+    resolved = crud.resolve_label(session=session, feature=feature, name=label)
+    number = resolved[1].version if resolved else None
+    crud.add_audit(
+        session=session,
+        feature=feature,
+        label=label,
+        action="retire" if retired else "unretire",
+        from_version=number,
+        to_version=number,
+        actor=actor,
+        reason=reason,
+        at=at,
+    )
+    crud.bump_generation(session=session)
 
 
-def commit_dict(commit: CommitInfo) -> dict[str, Any]:
-    """The commit that produced a version, in the API's shape."""
-    return {
-        "sha": commit.sha,
-        "author": commit.author,
-        "email": commit.email,
-        "message": commit.message,
-        "committed_at": _iso(commit.committed_at),
-    }
-
-
-MAX_VERSION = 2**31 - 1
+# -- reading -------------------------------------------------------------------------------
 
 
 def feature_or_404(session: Session, name: str) -> Feature:
@@ -77,7 +139,7 @@ def version_or_404(session: Session, feature: Feature, number: int) -> Version:
 
 
 def resolve(
-    session: Session, name: str, *, label: str = "production", version: int | None = None
+    session: Session, name: str, *, label: str = DEFAULT_LABEL, version: int | None = None
 ) -> tuple[Feature, Version, Label | None]:
     """The version a request means: an explicit number, or where `label` points (410 if retired)."""
     feature = feature_or_404(session, name)
@@ -88,107 +150,34 @@ def resolve(
         raise Retired(f"feature {name!r} was retired: its policy file was deleted")
     if label_row is None:
         raise NotFound(f"feature {name!r} has no version labelled {label!r}")
-    return feature, session.get_one(Version, label_row.version_id), label_row
+    return feature, crud.version_by_id(session=session, version_id=label_row.version_id), label_row
 
 
-def version_dict(
-    feature: Feature, version: Version, label: str | None, label_row: Label | None
-) -> dict[str, Any]:
-    """A resolved version in the API's shape (SPEC §4)."""
-    content = json.loads(version.content)
-    prompt = content["prompt"]
-    return {
-        "feature": feature.name,
-        "version": version.version,
-        "label": label,
-        "content_hash": version.content_hash,
-        "commit": commit_dict(version.commit),
-        "pinned": bool(label_row and label_row.pinned and label_row.version_id == version.id),
-        "retired": feature.retired,
-        "prompt": {
-            "path": prompt["path"],
-            "source": prompt["source"],
-            "inputs": prompt.get("inputs", {}),
-        },
-        "partials": content.get("partials", {}),
-        "policy": content["policy"],
-        "models": content.get("models", {}),
-        "created_at": _iso(version.created_at),
-        # the stored canonical snapshot: clients rebuild the feature from it, checking its hash
-        "snapshot": content,
-    }
-
-
-def list_features(session: Session, *, label: str = "production") -> list[dict[str, Any]]:
-    """Every feature with its label's version, pinned flag and update time."""
-    return [
-        {
-            "name": row.name,
-            "label": row.label,
-            "version": row.version,
-            "pinned": row.pinned,
-            "updated_at": _iso(row.updated_at),
-            "retired": row.retired,
-        }
-        for row in crud.list_features_with_label(session=session, label=label)
-    ]
-
-
-def history(session: Session, name: str) -> list[dict[str, Any]]:
+def history(session: Session, name: str) -> list[VersionPublic]:
     """All versions of a feature, newest first, with commit info and labels."""
-    feature = feature_or_404(session, name)
-    return [
-        {
-            "version": v.version,
-            "content_hash": v.content_hash,
-            "commit": commit_dict(v.commit),
-            "created_at": _iso(v.created_at),
-            "labels": v.labels,
-        }
-        for v in crud.versions_of(session=session, feature=feature)
-    ]
+    return crud.versions_of(session=session, feature=feature_or_404(session, name))
 
 
 def audit(
     session: Session, *, feature: str | None = None, label: str | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
+) -> list[AuditEntryPublic]:
     """Label moves, newest first."""
     row = feature_or_404(session, feature) if feature else None
-    return [
-        {
-            "feature": e.feature,
-            "label": e.label,
-            "action": e.action,
-            "from_version": e.from_version,
-            "to_version": e.to_version,
-            "actor": e.actor,
-            "reason": e.reason,
-            "at": _iso(e.at),
-        }
-        for e in crud.list_audit(session=session, feature=row, label=label, limit=limit)
-    ]
+    return crud.list_audit(session=session, feature=row, label=label, limit=limit)
+
+
+# -- moving --------------------------------------------------------------------------------
 
 
 def _previous_target(session: Session, feature: Feature, label: str, current: int) -> int | None:
     """The newest version the label pointed at before that is older than `current`."""
-    entries = session.exec(
-        select(AuditEntry)
-        .where(AuditEntry.feature_id == feature.id, AuditEntry.label == label)
-        .where(col(AuditEntry.action).in_(("sync", "rollback", "promote")))
-        .order_by(col(AuditEntry.id).desc())
-    ).all()
-    for entry in entries:
+    for entry in crud.label_moves(session=session, feature=feature, label=label):
         for number in (entry.to_version, entry.from_version):
             if number is not None and number < current:
                 return number
     # The label never pointed lower (a first sync imported the history at once): the
     # newest older version is what "back" means.
-    older = session.exec(
-        select(func.max(Version.version)).where(
-            Version.feature_id == feature.id, Version.version < current
-        )
-    ).one()
-    return int(older) if older is not None else None
+    return crud.newest_version_below(session=session, feature=feature, below=current)
 
 
 def _movable(session: Session, name: str, label: str) -> tuple[Feature, Label | None]:
@@ -203,7 +192,7 @@ def rollback(
     session: Session,
     name: str,
     *,
-    label: str = "production",
+    label: str = DEFAULT_LABEL,
     to_version: int | None = None,
     actor: str,
     reason: str | None = None,
@@ -212,35 +201,29 @@ def rollback(
     feature, current = _movable(session, name, label)
     if current is None:
         raise NotFound(f"feature {name!r} has no version labelled {label!r}")
-    now = session.get_one(Version, current.version_id)
-    if to_version is None:
+    now = crud.version_by_id(session=session, version_id=current.version_id)
+    target_number = to_version
+    if target_number is None:
         target_number = _previous_target(session, feature, label, now.version)
         if target_number is None:
             raise Conflict(
                 f"{name} {label} is at version {now.version} and has no earlier target to "
                 "roll back to; use --to N to pick a version"
             )
-    else:
-        target_number = to_version
     target = version_or_404(session, feature, target_number)
-    crud.set_label(
-        session=session,
-        feature=feature,
-        name=label,
-        version=target,
-        pinned=True,
-        action="rollback",
-        actor=actor,
-        reason=reason,
+    move(
+        session, feature, label, target, pinned=True, action="rollback", actor=actor, reason=reason
     )
-    return LabelMove(name, label, now.version, target.version, True)
+    return LabelMove(
+        feature=name, label=label, from_version=now.version, to_version=target.version, pinned=True
+    )
 
 
 def promote(
     session: Session,
     name: str,
     *,
-    label: str = "production",
+    label: str = DEFAULT_LABEL,
     version: int | None = None,
     actor: str,
     reason: str | None = None,
@@ -253,18 +236,17 @@ def promote(
             raise NotFound(f"feature {name!r} has no versions")
     else:
         target = version_or_404(session, feature, version)
-    before = session.get_one(Version, current.version_id).version if current else None
-    crud.set_label(
-        session=session,
-        feature=feature,
-        name=label,
-        version=target,
-        pinned=False,
-        action="promote",
-        actor=actor,
-        reason=reason,
+    before = (
+        crud.version_by_id(session=session, version_id=current.version_id).version
+        if current
+        else None
     )
-    return LabelMove(name, label, before, target.version, False)
+    move(
+        session, feature, label, target, pinned=False, action="promote", actor=actor, reason=reason
+    )
+    return LabelMove(
+        feature=name, label=label, from_version=before, to_version=target.version, pinned=False
+    )
 
 
 def rollback_all(
@@ -272,7 +254,7 @@ def rollback_all(
     *,
     commit: str,
     ancestors: set[str],
-    label: str = "production",
+    label: str = DEFAULT_LABEL,
     actor: str,
     reason: str | None = None,
 ) -> list[LabelMove]:
@@ -283,33 +265,24 @@ def rollback_all(
     not exist then is left alone.
     """
     moves: list[LabelMove] = []
-    rows = session.exec(
-        select(Feature, Label)
-        .join(Label, col(Label.feature_id) == Feature.id)
-        .where(Label.name == label, col(Feature.retired).is_(False))
-        .order_by(col(Feature.name))
-    ).all()
-    for feature, label_row in rows:
-        current = session.get_one(Version, label_row.version_id)
+    for feature, label_row in crud.labelled_features(session=session, label=label):
+        current = crud.version_by_id(session=session, version_id=label_row.version_id)
         if current.commit_sha in ancestors:
             continue
-        versions = session.exec(
-            select(Version)
-            .where(Version.feature_id == feature.id)
-            .order_by(col(Version.version).desc())
-        ).all()
+        versions = crud.versions_newest_first(session=session, feature=feature)
         target = next((v for v in versions if v.commit_sha in ancestors), None)
         if target is None:
             continue
-        crud.set_label(
-            session=session,
-            feature=feature,
-            name=label,
-            version=target,
+        moved = move(
+            session,
+            feature,
+            label,
+            target,
             pinned=True,
             action="rollback",
             actor=actor,
             reason=reason or f"rollback --all --to-commit {commit[:12]}",
         )
-        moves.append(LabelMove(feature.name, label, current.version, target.version, True))
+        if moved is not None:
+            moves.append(replace(moved, from_version=current.version))
     return moves

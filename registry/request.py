@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from registry.definitions.load import Feature
+from registry.definitions.content import FeatureDefinition
 from registry.render import Message
 from registry.tokens import Catalog, Estimate, Verdict, budget_verdict
 
@@ -19,7 +19,7 @@ from registry.tokens import Catalog, Estimate, Verdict, budget_verdict
 class PreparedRequest:
     """Everything needed to call (or refuse to call) the model chain."""
 
-    feature: Feature
+    feature: FeatureDefinition
     messages: list[Message]
     estimates: list[Estimate]  # one per model of the chain, in order
     verdict: Verdict
@@ -64,7 +64,9 @@ class PreparedRequest:
         }
 
 
-def prepare(feature: Feature, catalog: Catalog, variables: Mapping[str, Any]) -> PreparedRequest:
+def prepare(
+    feature: FeatureDefinition, catalog: Catalog, variables: Mapping[str, Any]
+) -> PreparedRequest:
     """Render `feature` with `variables`, count tokens on every model, check the budget."""
     messages = feature.compiled().render(variables)
     wire = [m.as_dict() for m in messages]

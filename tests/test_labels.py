@@ -23,7 +23,6 @@ from sqlmodel import SQLModel
 from registry import labels
 from registry.errors import Conflict, NotFound, Retired
 from registry.labels import LabelMove
-from registry.store import crud
 from registry.store.db import session_scope
 from registry.sync import SyncSummary, sync_ref
 
@@ -94,7 +93,8 @@ def live(engine: Engine, name: str) -> tuple[int, bool]:
 def audit(engine: Engine, name: str | None = None) -> list[dict[str, Any]]:
     """Audit entries, OLDEST first."""
     with session_scope(engine) as session:
-        return list(reversed(labels.audit(session, feature=name, limit=10_000)))
+        entries = labels.audit(session, feature=name, limit=10_000)
+        return [e.model_dump(mode="json") for e in reversed(entries)]
 
 
 def moves(engine: Engine, name: str) -> list[tuple[str, int | None, int | None]]:
@@ -151,7 +151,7 @@ def test_sync_records_new_versions_but_does_not_move_a_pinned_label(synced):
     assert live(synced.engine, "a.x") == (2, True)
     assert live(synced.engine, "b.y") == (2, False)
     with session_scope(synced.engine) as session:
-        newest = labels.history(session, "a.x")[0]
+        newest = labels.history(session, "a.x")[0].model_dump(mode="json")
     assert (newest["version"], newest["commit"]["sha"], newest["labels"]) == (4, c4, [])
     assert len(audit(synced.engine, "a.x")) == audited  # no move, so no entry
 
@@ -352,16 +352,16 @@ def test_cli_rollback_all_to_commit(four):
 
 def test_cli_rollback_all_is_one_transaction(four, monkeypatch):
     before = label_state(four.engine)
-    real = crud.set_label
+    real = labels.move
     calls = []
 
-    def second_move_fails(**kw: Any) -> Any:
-        calls.append(kw["feature"].name)
+    def second_move_fails(*args: Any, **kw: Any) -> Any:
+        calls.append(args[1].name)
         if len(calls) == 2:
             raise RuntimeError("database went away")
-        return real(**kw)
+        return real(*args, **kw)
 
-    monkeypatch.setattr(crud, "set_label", second_move_fails)
+    monkeypatch.setattr(labels, "move", second_move_fails)
 
     with pytest.raises(RuntimeError, match="went away"):
         cli(

@@ -71,7 +71,7 @@ def db_url_of(engine: Engine) -> str:
 def history(engine: Engine, name: str) -> list[dict[str, Any]]:
     """Versions of `name`, OLDEST first (labels.history gives newest first)."""
     with session_scope(engine) as session:
-        return list(reversed(labels.history(session, name)))
+        return [v.model_dump(mode="json") for v in reversed(labels.history(session, name))]
 
 
 def shas(engine: Engine, name: str) -> list[str]:
@@ -87,7 +87,8 @@ def live(engine: Engine, name: str) -> int:
 
 def audit(engine: Engine, name: str | None = None) -> list[dict[str, Any]]:
     with session_scope(engine) as session:
-        return labels.audit(session, feature=name, limit=10_000)
+        entries = labels.audit(session, feature=name, limit=10_000)
+        return [e.model_dump(mode="json") for e in entries]
 
 
 def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

@@ -1,4 +1,10 @@
-"""Request and response bodies of the HTTP API (SPEC §4), for validation and OpenAPI."""
+"""Request and response bodies of the HTTP API (SPEC §4), for validation and OpenAPI.
+
+Rows come from the store's public models (`FeatureSummary`, `VersionPublic`,
+`AuditEntryPublic`) and label moves from `registry.labels.LabelMove`; this module adds the
+request bodies, the list envelopes and the composite answers. The CLI's database mode
+dumps the same models, so both modes print the same JSON.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MAX_VERSION = 2**31 - 1
+from registry.definitions.content import VersionContent
+from registry.labels import LabelMove
+from registry.store.models import (
+    MAX_VERSION,
+    AuditEntryPublic,
+    CommitInfo,
+    Feature,
+    FeatureSummary,
+    Label,
+    Timestamp,
+    Version,
+    VersionPublic,
+)
+
+__all__ = ["MAX_VERSION", "LabelMove"]
+
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 NO_NUL = r"^[^\x00]*$"
 
@@ -23,32 +44,11 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-class FeatureRow(BaseModel):
-    """One feature and where a label points it."""
-
-    name: str
-    label: str
-    version: int | None
-    pinned: bool
-    updated_at: str | None
-    retired: bool
-
-
 class FeatureList(BaseModel):
     """All features."""
 
-    data: list[FeatureRow]
+    data: list[FeatureSummary]
     count: int
-
-
-class CommitOut(BaseModel):
-    """The git commit that produced a version."""
-
-    sha: str
-    author: str
-    email: str
-    message: str
-    committed_at: str | None
 
 
 class PromptOut(BaseModel):
@@ -66,17 +66,43 @@ class ResolvedVersion(BaseModel):
     version: int
     label: str | None
     content_hash: str
-    commit: CommitOut
+    commit: CommitInfo
     pinned: bool
     retired: bool
     prompt: PromptOut
     partials: dict[str, str]
     policy: dict[str, Any]
     models: dict[str, Any]
-    created_at: str | None
+    created_at: Timestamp | None
     snapshot: dict[str, Any] = Field(
         description="The stored canonical snapshot (sha256 of its canonical JSON = content_hash)"
     )
+
+    @classmethod
+    def of(
+        cls, feature: Feature, version: Version, label: str | None, label_row: Label | None
+    ) -> ResolvedVersion:
+        """The answer for `version` of `feature`, resolved through `label`."""
+        content = VersionContent.from_json(version.content)
+        snapshot = content.as_dict()
+        return cls(
+            feature=feature.name,
+            version=version.version,
+            label=label,
+            content_hash=version.content_hash,
+            commit=version.commit,
+            pinned=bool(label_row and label_row.pinned and label_row.version_id == version.id),
+            retired=feature.retired,
+            prompt=PromptOut(
+                path=content.prompt.path, source=content.prompt.source, inputs=content.prompt.inputs
+            ),
+            partials=content.partials,
+            policy=content.policy,
+            models=snapshot["models"],
+            created_at=version.created_at,
+            # clients rebuild the feature from it, checking its hash
+            snapshot=snapshot,
+        )
 
 
 class RenderIn(Body):
@@ -124,20 +150,10 @@ class RenderOut(BaseModel):
     degraded_message: str
 
 
-class VersionRow(BaseModel):
-    """One version in a feature's history."""
-
-    version: int
-    content_hash: str
-    commit: CommitOut
-    created_at: str | None
-    labels: list[str]
-
-
 class VersionList(BaseModel):
     """A feature's versions, newest first."""
 
-    data: list[VersionRow]
+    data: list[VersionPublic]
     count: int
 
 
@@ -172,33 +188,10 @@ class PromoteIn(Body):
     reason: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
 
 
-class LabelMoveOut(BaseModel):
-    """Where a label moved."""
-
-    feature: str
-    label: str
-    from_version: int | None
-    to_version: int
-    pinned: bool
-
-
-class AuditRow(BaseModel):
-    """One label move."""
-
-    feature: str
-    label: str
-    action: str
-    from_version: int | None
-    to_version: int | None
-    actor: str
-    reason: str | None
-    at: str | None
-
-
 class AuditList(BaseModel):
     """Label moves, newest first."""
 
-    data: list[AuditRow]
+    data: list[AuditEntryPublic]
     count: int
 
 

@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Engine, text
 from sqlmodel import Session
 
 from registry import labels
-from registry.definitions.load import Feature
+from registry.api.schemas import ResolvedVersion
+from registry.definitions.content import FeatureDefinition, VersionContent
 from registry.store import crud
 from registry.tokens import Catalog
 
@@ -41,7 +42,7 @@ class Principal:
 class Served:
     """One resolved version, ready to answer with."""
 
-    feature: Feature
+    feature: FeatureDefinition
     version: int
     content_hash: str
     etag: str
@@ -175,15 +176,15 @@ class Serving:
         seen = self.generation
         with Session(self.engine) as session:
             feature, row, label_row = labels.resolve(session, name, label=label, version=version)
-            data = labels.version_dict(feature, row, label, label_row)
-        snapshot = data["snapshot"]  # version_dict parsed the stored content already
+            resolved = ResolvedVersion.of(feature, row, label, label_row)
+        content = VersionContent.model_validate(resolved.snapshot)
         served = Served(
-            feature=Feature.from_snapshot(snapshot),
+            feature=content.definition(),
             version=row.version,
             content_hash=row.content_hash,
             etag=f'"{row.content_hash}"',
-            body=encode(data),
-            catalog=Catalog.from_snapshot(snapshot.get("models", {})),
+            body=encode(resolved.model_dump(mode="json")),
+            catalog=Catalog.from_snapshot(resolved.snapshot["models"]),
         )
         self._keep(seen, self._served, key, served)
         return served

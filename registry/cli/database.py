@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from registry import labels
+from registry.api.schemas import ResolvedVersion
 from registry.cli.backend import os_user
+from registry.store import crud
 from registry.store.db import ensure_database, session_scope
 
 T = TypeVar("T")
@@ -47,20 +51,22 @@ class DatabaseBackend:
             return fn(session)
 
     def features(self, label: str) -> list[dict[str, Any]]:
-        return self._read(lambda s: labels.list_features(s, label=label))
+        return self._read(lambda s: _json(crud.list_features_with_label(session=s, label=label)))
 
     def show(self, name: str, label: str, version: int | None) -> dict[str, Any]:
         def run(session: Session) -> dict[str, Any]:
             feature, row, label_row = labels.resolve(session, name, label=label, version=version)
-            return labels.version_dict(feature, row, label, label_row)
+            return ResolvedVersion.of(feature, row, label, label_row).model_dump(mode="json")
 
         return self._read(run)
 
     def history(self, name: str) -> list[dict[str, Any]]:
-        return self._read(lambda s: labels.history(s, name))
+        return self._read(lambda s: _json(labels.history(s, name)))
 
     def audit(self, feature: str | None, label: str | None, limit: int) -> list[dict[str, Any]]:
-        return self._read(lambda s: labels.audit(s, feature=feature, label=label, limit=limit))
+        return self._read(
+            lambda s: _json(labels.audit(s, feature=feature, label=label, limit=limit))
+        )
 
     def rollback(
         self, name: str, label: str, to_version: int | None, reason: str | None
@@ -69,7 +75,7 @@ class DatabaseBackend:
             move = labels.rollback(
                 session, name, label=label, to_version=to_version, actor=os_user(), reason=reason
             )
-        return move.as_dict()
+        return asdict(move)
 
     def promote(
         self, name: str, label: str, version: int | None, reason: str | None
@@ -78,9 +84,14 @@ class DatabaseBackend:
             move = labels.promote(
                 session, name, label=label, version=version, actor=os_user(), reason=reason
             )
-        return move.as_dict()
+        return asdict(move)
 
     def stats(self, name: str, label: str, window: str) -> dict[str, Any]:
         from registry.usage.stats import feature_stats
 
         return self._read(lambda s: feature_stats(s, name, label=label, window=window))
+
+
+def _json(rows: Sequence[BaseModel]) -> list[dict[str, Any]]:
+    """Rows as the API sends them."""
+    return [row.model_dump(mode="json") for row in rows]

@@ -11,7 +11,8 @@ import typer
 from registry.cli.output import console, fail, print_json
 
 if TYPE_CHECKING:
-    from registry.definitions.load import Layout, LoadedRegistry
+    from registry.definitions.content import Layout
+    from registry.definitions.load import LoadedRegistry
     from registry.errors import Problem
 
 RepoOption = Annotated[
@@ -28,7 +29,7 @@ PoliciesDirOption = Annotated[
 def layout_of(prompts_dir: str | None, policies_dir: str | None) -> Layout:
     """The layout from options, falling back to settings."""
     from registry.config import get_settings
-    from registry.definitions.load import Layout
+    from registry.definitions.content import Layout
 
     settings = get_settings()
     return Layout(prompts_dir or settings.prompts_dir, policies_dir or settings.policies_dir)

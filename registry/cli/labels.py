@@ -175,6 +175,8 @@ def rollback(
 def _rollback_all(
     database_url: str | None, repo: str | None, commit: str | None, label: str, reason: str | None
 ) -> list[dict[str, Any]]:
+    from dataclasses import asdict
+
     from registry import labels as label_ops
     from registry.config import get_settings
     from registry.gitrepo import RepoError, open_repo
@@ -191,7 +193,7 @@ def _rollback_all(
         moves = label_ops.rollback_all(
             session, commit=sha, ancestors=ancestors, label=label, actor=os_user(), reason=reason
         )
-    return [m.as_dict() for m in moves]
+    return [asdict(m) for m in moves]
 
 
 def promote(

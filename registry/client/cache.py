@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from registry.client.result import ClientError, RegistryUnavailable, SnapshotError
 from registry.client.snapshot import check_resolved, read_snapshot, write_snapshot
-from registry.definitions.load import Feature
+from registry.definitions.content import VersionContent
 from registry.definitions.policy import Policy
 from registry.errors import NotFound, PromptregError, Retired
 from registry.render import CompiledPrompt, Message
@@ -38,19 +38,19 @@ class CachedVersion:
     """One resolved version, ready to run: compiled template, pinned catalog, token counts."""
 
     def __init__(self, data: dict[str, Any], *, checked_at: float) -> None:
-        snapshot = data["snapshot"]
         self.data = data
         self.name: str = data["feature"]
         self.version: int = data["version"]
         self.content_hash: str = data["content_hash"]
         self.etag = f'"{self.content_hash}"'
         try:
-            self.feature = Feature.from_snapshot(snapshot)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SnapshotError(f"feature {self.name}: unusable snapshot: {exc!r}") from None
+            content = VersionContent.model_validate(data["snapshot"])
+        except ValueError as exc:  # pydantic's ValidationError names every bad field
+            raise SnapshotError(f"feature {self.name}: unusable snapshot: {exc}") from None
+        self.feature = content.definition()
         self.policy: Policy = self.feature.policy
         self.compiled: CompiledPrompt = self.feature.compiled()
-        self.catalog = Catalog.from_snapshot(snapshot.get("models", {}))
+        self.catalog = Catalog.from_snapshot(data["snapshot"]["models"])
         self.models: dict[str, ModelInfo] = {
             ref.model: self.catalog.require(ref.model) for ref in self.policy.models
         }

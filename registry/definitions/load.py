@@ -8,8 +8,6 @@ are cached by content, so loading many commits of one repository stays cheap.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from registry.definitions.catalog import ModelEntry, parse_models_file
+from registry.definitions.content import FeatureDefinition, Layout
 from registry.definitions.policy import (
     DEFAULTS_FILE,
     FEATURE_NAME,
@@ -30,7 +29,6 @@ from registry.definitions.policy import (
 )
 from registry.definitions.prompt import (
     PROMPT_SUFFIXES,
-    InputSpec,
     PromptFileError,
     PromptTemplate,
     decode,
@@ -40,114 +38,15 @@ from registry.definitions.prompt import (
 from registry.definitions.tree import Tree, TreeEscape, clean_path
 from registry.definitions.yamlpos import Located, YamlProblem, load_yaml
 from registry.errors import CatalogError, Problem, RenderError
-from registry.render import Analysis, analyze, compile_prompt
+from registry.render import Analysis, analyze
 from registry.tokens import Catalog
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where prompts and policies live inside the repository."""
-
-    prompts_dir: str = "prompts"
-    policies_dir: str = "policies"
-
-
-@dataclass(frozen=True)
-class Feature:
-    """One feature, fully resolved: everything that determines its behaviour."""
-
-    name: str
-    policy_path: str
-    policy: Policy
-    policy_data: dict[str, Any]  # the effective policy as written, defaults merged
-    prompt: PromptTemplate
-    partials: dict[str, str]  # template name -> source, the include closure
-    models: dict[str, dict[str, Any]]  # catalog entries of the chain's models
-    layout: Layout = field(default_factory=Layout)
-
-    @property
-    def prompt_path(self) -> str:
-        """Repository path of the prompt file."""
-        return self.prompt.path
-
-    def snapshot(self) -> dict[str, Any]:
-        """The canonical content of this version (what the content hash covers)."""
-        prompt = self.prompt
-        return {
-            "feature": self.name,
-            "policy_path": self.policy_path,
-            "policy": self.policy_data,
-            "prompt": {
-                "path": prompt.path,
-                "source": prompt.source or prompt.body,
-                "name": prompt.name,
-                "body": prompt.body,
-                "body_line": prompt.body_line,
-                "dialect": prompt.dialect,
-                "description": prompt.description,
-                "inputs": {
-                    n: spec.model_dump(mode="json", exclude_unset=True)
-                    for n, spec in prompt.inputs.items()
-                },
-                "sample": prompt.sample,
-                "model": prompt.model,
-            },
-            "prompts_dir": self.layout.prompts_dir,
-            "policies_dir": self.layout.policies_dir,
-            "partials": {
-                f"{self.layout.prompts_dir}/{n}": s for n, s in sorted(self.partials.items())
-            },
-            "models": self.models,
-        }
-
-    @classmethod
-    def from_snapshot(cls, content: dict[str, Any]) -> Feature:
-        """Rebuild a feature from its stored snapshot (no files needed)."""
-        layout = Layout(content["prompts_dir"], content["policies_dir"])
-        raw = content["prompt"]
-        prompt = PromptTemplate(
-            path=raw["path"],
-            name=raw["name"],
-            body=raw["body"],
-            body_line=raw["body_line"],
-            description=raw.get("description"),
-            inputs={n: InputSpec.model_validate(v) for n, v in raw["inputs"].items()},
-            sample=raw.get("sample"),
-            dialect=raw["dialect"],
-            model=raw.get("model"),
-            source=raw["source"],
-        )
-        cut = len(layout.prompts_dir) + 1
-        return cls(
-            name=content["feature"],
-            policy_path=content["policy_path"],
-            policy=Policy.model_validate(content["policy"]),
-            policy_data=content["policy"],
-            prompt=prompt,
-            partials={path[cut:]: text for path, text in content["partials"].items()},
-            models=content["models"],
-            layout=layout,
-        )
-
-    def canonical_json(self) -> str:
-        """The snapshot as canonical JSON (sorted keys, no whitespace)."""
-        return json.dumps(self.snapshot(), sort_keys=True, separators=(",", ":"))
-
-    @property
-    def content_hash(self) -> str:
-        """Lowercase hex sha256 of the canonical snapshot."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
-
-    def compiled(self) -> Any:
-        """The compiled (cached) template of this feature."""
-        return compile_prompt(self.prompt, self.partials, feature=self.name)
 
 
 @dataclass
 class LoadedRegistry:
     """The result of loading a tree: valid features and all problems."""
 
-    features: dict[str, Feature]
+    features: dict[str, FeatureDefinition]
     problems: list[Problem]
     catalog: Catalog
     layout: Layout
@@ -325,7 +224,7 @@ class RegistryLoader:
         root = self.layout.policies_dir
         problems: list[Problem] = []
         seen: dict[str, str] = {}
-        features: dict[str, Feature] = {}
+        features: dict[str, FeatureDefinition] = {}
         broken: set[str] = set()
         for path in self.tree.walk(root):
             rel = path[len(root) + 1 :]
@@ -342,7 +241,7 @@ class RegistryLoader:
                 continue
             seen[name] = path
             result = self.load_feature(name, path)
-            if isinstance(result, Feature):
+            if isinstance(result, FeatureDefinition):
                 features[name] = result
             else:
                 problems.extend(result)
@@ -378,14 +277,14 @@ class RegistryLoader:
                 if isinstance(parsed, Problem):
                     problems.append(parsed)
 
-    def load_feature(self, name: str, policy_path: str) -> Feature | list[Problem]:
+    def load_feature(self, name: str, policy_path: str) -> FeatureDefinition | list[Problem]:
         """Load and check one feature; its problems when it is invalid."""
         problems = self._load_feature(name, policy_path)
-        if isinstance(problems, Feature):
+        if isinstance(problems, FeatureDefinition):
             return problems
         return [Problem(p.file, p.line, p.message, name) for p in problems]
 
-    def _load_feature(self, name: str, policy_path: str) -> Feature | list[Problem]:
+    def _load_feature(self, name: str, policy_path: str) -> FeatureDefinition | list[Problem]:
         root = self.layout.policies_dir
         if not FEATURE_NAME.match(name):
             return [
@@ -438,7 +337,7 @@ class RegistryLoader:
         problems.extend(model_problems)
         if problems:
             return problems
-        feature = Feature(
+        feature = FeatureDefinition(
             name=name,
             policy_path=policy_path,
             policy=policy,
@@ -532,14 +431,14 @@ class RegistryLoader:
             models[ref.model] = info.as_dict()
         return models, problems
 
-    def _check_sample(self, feature: Feature) -> list[Problem]:
+    def _check_sample(self, feature: FeatureDefinition) -> list[Problem]:
         key = ("sample", feature.content_hash)
         if key not in self.shared:
             self.shared[key] = self._sample_problems(feature)
         problems: list[Problem] = self.shared[key]
         return problems
 
-    def _sample_problems(self, feature: Feature) -> list[Problem]:
+    def _sample_problems(self, feature: FeatureDefinition) -> list[Problem]:
         prompt = feature.prompt
         line = prompt.sample_line
         try:

@@ -6,7 +6,9 @@ Timestamps are timezone-aware UTC on every backend (see ``UTCDateTime``).
 """
 
 from datetime import UTC, datetime
+from typing import Annotated
 
+from pydantic import PlainSerializer
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -33,12 +35,25 @@ TOKEN_ROLES = ("reader", "admin")
 SYNC_STATUSES = ("running", "ok", "errors", "failed")
 
 NAME_LENGTH = 200
+MAX_VERSION = 2**31 - 1  # version numbers are 32-bit integers on every backend
 SHA_LENGTH = 64  # a sha256 content hash; also holds SHA-1 and SHA-256 git object ids
 
 
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+def pk(row: SQLModel) -> int:
+    """The primary key of a stored row (add and flush it first)."""
+    value = getattr(row, "id", None)
+    if not isinstance(value, int):
+        raise ValueError(f"{type(row).__name__} has no id yet: add and flush it first")
+    return value
+
+
+# A timestamp as the API shows it: ISO 8601 with its offset (+00:00), as `isoformat` writes.
+Timestamp = Annotated[datetime, PlainSerializer(datetime.isoformat, when_used="json")]
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -94,7 +109,7 @@ class FeatureSummary(SQLModel):
     label: str
     version: int | None
     pinned: bool
-    updated_at: datetime | None
+    updated_at: Timestamp | None
     retired: bool
 
 
@@ -106,7 +121,7 @@ class CommitInfo(SQLModel):
     author: str
     email: str
     message: str
-    committed_at: datetime
+    committed_at: Timestamp
 
 
 class VersionBase(SQLModel):
@@ -150,7 +165,7 @@ class Version(VersionBase, table=True):
 class VersionPublic(VersionBase):
     feature: str
     commit: CommitInfo
-    created_at: datetime
+    created_at: Timestamp
     labels: list[str]
 
 
@@ -207,6 +222,7 @@ class AuditEntry(AuditEntryBase, table=True):
 
 class AuditEntryPublic(AuditEntryBase):
     feature: str
+    at: Timestamp
 
 
 # --- sync ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 from sqlmodel import Session
 
 from registry import labels
+from registry.config import DEFAULT_LABEL
 from registry.definitions.policy import Policy
 from registry.errors import PromptregError
 from registry.store import crud, usage_crud
@@ -204,7 +205,7 @@ def feature_stats(
     session: Session,
     name: str,
     *,
-    label: str = "production",
+    label: str = DEFAULT_LABEL,
     window: str = "24h",
     now: datetime | None = None,
 ) -> dict[str, Any]:

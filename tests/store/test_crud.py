@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlmodel import Session, select
 
+from registry import labels
 from registry.store import crud
 from registry.store.models import ApiToken, ApiTokenPublic, CommitInfo, Feature, Version
 
@@ -54,15 +55,8 @@ def move(
     action: str = "sync",
     reason: str | None = None,
 ) -> None:
-    crud.set_label(
-        session=session,
-        feature=feature,
-        name=name,
-        version=version,
-        pinned=pinned,
-        action=action,
-        actor="ci",
-        reason=reason,
+    labels.move(
+        session, feature, name, version, pinned=pinned, action=action, actor="ci", reason=reason
     )
 
 
@@ -281,7 +275,7 @@ def test_list_features_with_label(session: Session) -> None:
     crud.get_or_create_feature(session=session, name="b")
     move(session, a, add(session, a, "x"), pinned=True, action="rollback")
     move(session, a, add(session, a, "y"), name="staging")
-    crud.set_retired(session=session, feature=a, retired=True, label="production", actor="ci")
+    labels.retire(session, a, retired=True, label="production", actor="ci")
     session.commit()
     rows = crud.list_features_with_label(session=session, label="production")
     assert [(r.name, r.version, r.pinned, r.retired) for r in rows] == [
@@ -297,9 +291,7 @@ def test_retire_and_unretire_are_audited_once(session: Session) -> None:
     feature = crud.get_or_create_feature(session=session, name="a")
     move(session, feature, add(session, feature, "x"))
     for retired in (True, True, False):
-        crud.set_retired(
-            session=session, feature=feature, retired=retired, label="production", actor="ci"
-        )
+        labels.retire(session, feature, retired=retired, label="production", actor="ci")
     assert not feature.retired and feature.retired_at is None
     audit = crud.list_audit(session=session, feature=feature)
     assert [(e.action, e.from_version, e.to_version) for e in audit][:2] == [

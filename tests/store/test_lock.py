@@ -20,6 +20,7 @@ from registry.store.models import CommitInfo, Feature, Label, Version, utcnow
 SYNC = """
 import sys, time
 from sqlmodel import select
+from registry import labels
 from registry.store import crud, make_engine, session_scope, sync_lock
 from registry.store.models import CommitInfo, Feature, utcnow
 
@@ -37,10 +38,7 @@ with session_scope(engine) as session:
         prompt_path="p", policy_path="q",
         commit=CommitInfo(sha="1" * 40, author="a", email="e", message="m", committed_at=utcnow()),
     )
-    crud.set_label(
-        session=session, feature=feature, name="production", version=version, pinned=False,
-        action="sync", actor="ci",
-    )
+    labels.move(session, feature, "production", version, pinned=False, action="sync", actor="ci")
     session.flush()
     print("written", flush=True)
     time.sleep(float(hold_s) if mode == "commit" else 600)

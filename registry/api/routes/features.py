@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import json
 import re
 from typing import Annotated, Any
 
@@ -13,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from registry import diff as diffs
 from registry import labels
 from registry.api.deps import ReaderDep, SessionDep, SettingsDep, authorize
 from registry.api.schemas import (
@@ -26,10 +25,10 @@ from registry.api.schemas import (
     VersionList,
 )
 from registry.api.serving import RenderAnswer, Served, Serving, encode
-from registry.definitions.load import Feature
+from registry.definitions.content import VersionContent
 from registry.errors import CatalogError, RenderError
 from registry.request import prepare
-from registry.tokens import Catalog
+from registry.store import crud
 from registry.usage.metrics import count_budget_rejection
 
 router = APIRouter(prefix="/v1/features", tags=["features"])
@@ -44,10 +43,10 @@ _LABEL = re.compile(LABEL_PATTERN)
 @router.get("", response_model=FeatureList)
 def list_features(
     _: ReaderDep, session: SessionDep, settings: SettingsDep, label: LabelQuery = None
-) -> dict[str, Any]:
+) -> FeatureList:
     """Every feature with its label's version, pinned flag and update time."""
-    rows = labels.list_features(session, label=label or settings.label)
-    return {"data": rows, "count": len(rows)}
+    rows = crud.list_features_with_label(session=session, label=label or settings.label)
+    return FeatureList(data=rows, count=len(rows))
 
 
 _RESOLVE_PARAMETERS = [
@@ -177,10 +176,10 @@ def _render(served: Served, variables: dict[str, Any]) -> RenderAnswer:
 
 
 @router.get("/{name}/versions", response_model=VersionList)
-def versions(name: str, _: ReaderDep, session: SessionDep) -> dict[str, Any]:
+def versions(name: str, _: ReaderDep, session: SessionDep) -> VersionList:
     """All versions, newest first, with commit info and the labels pointing at each."""
     rows = labels.history(session, name)
-    return {"data": rows, "count": len(rows)}
+    return VersionList(data=rows, count=len(rows))
 
 
 @router.get("/{name}/diff", response_model=DiffOut)
@@ -190,55 +189,23 @@ def diff(
     session: SessionDep,
     from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_VERSION)],
     to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_VERSION)],
-) -> dict[str, Any]:
+) -> DiffOut:
     """Unified diff of prompt, policy and partials between two versions, and the token delta."""
     feature = labels.feature_or_404(session, name)
-    old = json.loads(labels.version_or_404(session, feature, from_version).content)
-    new = json.loads(labels.version_or_404(session, feature, to_version).content)
-    a, b = f"{name}@{from_version}", f"{name}@{to_version}"
-    tokens_from, model = _sample_tokens(old)
-    tokens_to, model_to = _sample_tokens(new)
-    delta = None if tokens_from is None or tokens_to is None else tokens_to - tokens_from
-    return {
-        "feature": name,
-        "from_version": from_version,
-        "to_version": to_version,
-        "prompt_diff": unified(old["prompt"]["source"], new["prompt"]["source"], a, b),
-        "policy_diff": unified(_pretty(old["policy"]), _pretty(new["policy"]), a, b),
-        "partials_diff": "".join(
-            unified(
-                old["partials"].get(path, ""),
-                new["partials"].get(path, ""),
-                f"{path}@{from_version}",
-                f"{path}@{to_version}",
-            )
-            for path in sorted(set(old["partials"]) | set(new["partials"]))
-        ),
-        "tokens_from": tokens_from,
-        "tokens_to": tokens_to,
-        "token_delta": delta,
-        "model": model_to or model,
-    }
-
-
-def unified(old: str, new: str, a: str, b: str) -> str:
-    """A unified diff of two texts ('' when equal)."""
-    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), a, b)
-    return "".join(lines)
-
-
-def _pretty(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-
-def _sample_tokens(snapshot: dict[str, Any]) -> tuple[int | None, str | None]:
-    feature = Feature.from_snapshot(snapshot)
-    if feature.prompt.sample is None:
-        return None, feature.policy.models[0].model
-    try:
-        prepared = prepare(
-            feature, Catalog.from_snapshot(snapshot["models"]), feature.prompt.sample
-        )
-    except (RenderError, CatalogError):
-        return None, feature.policy.models[0].model
-    return prepared.first.input_tokens, prepared.first.model
+    old, new = (
+        VersionContent.from_json(labels.version_or_404(session, feature, number).content)
+        for number in (from_version, to_version)
+    )
+    change = diffs.between_versions(name, (from_version, old), (to_version, new))
+    return DiffOut(
+        feature=name,
+        from_version=from_version,
+        to_version=to_version,
+        prompt_diff=change.prompt_diff,
+        policy_diff=change.policy_diff,
+        partials_diff=change.partials_diff,
+        tokens_from=change.tokens_from,
+        tokens_to=change.tokens_to,
+        token_delta=change.token_delta,
+        model=change.model,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from sqlmodel import Session
@@ -13,7 +13,7 @@ from registry.api.schemas import (
     LABEL_PATTERN,
     NO_NUL,
     AuditList,
-    LabelMoveOut,
+    LabelMove,
     PromoteIn,
     RollbackIn,
 )
@@ -21,7 +21,7 @@ from registry.api.schemas import (
 router = APIRouter(prefix="/v1", tags=["labels"])
 
 
-@router.post("/features/{name}/rollback", response_model=LabelMoveOut)
+@router.post("/features/{name}/rollback", response_model=LabelMove)
 def rollback(
     name: str,
     body: RollbackIn,
@@ -29,7 +29,7 @@ def rollback(
     session: SessionDep,
     settings: SettingsDep,
     request: Request,
-) -> dict[str, Any]:
+) -> LabelMove:
     """Move the label back (previous target or `to_version`) and pin it."""
     move = labels.rollback(
         session,
@@ -40,10 +40,10 @@ def rollback(
         reason=body.reason,
     )
     _published(request, session)
-    return move.as_dict()
+    return move
 
 
-@router.post("/features/{name}/promote", response_model=LabelMoveOut)
+@router.post("/features/{name}/promote", response_model=LabelMove)
 def promote(
     name: str,
     body: PromoteIn,
@@ -51,7 +51,7 @@ def promote(
     session: SessionDep,
     settings: SettingsDep,
     request: Request,
-) -> dict[str, Any]:
+) -> LabelMove:
     """Move the label to the newest version (or `version`) and unpin it."""
     move = labels.promote(
         session,
@@ -62,7 +62,7 @@ def promote(
         reason=body.reason,
     )
     _published(request, session)
-    return move.as_dict()
+    return move
 
 
 def _published(request: Request, session: Session) -> None:
@@ -78,7 +78,7 @@ def audit(
     feature: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     label: Annotated[str | None, Query(max_length=200, pattern=LABEL_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> AuditList:
     """Label moves, newest first."""
     rows = labels.audit(session, feature=feature, label=label, limit=limit)
-    return {"data": rows, "count": len(rows)}
+    return AuditList(data=rows, count=len(rows))

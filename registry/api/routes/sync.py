@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from registry.api.deps import AdminDep, SettingsDep
 from registry.api.schemas import HookOut, SyncOut
 from registry.config import Settings
-from registry.definitions.load import Layout
+from registry.definitions.content import Layout
 from registry.gitrepo import open_repo, resolve_ref
 from registry.sync import sync_ref
 

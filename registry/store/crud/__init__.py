@@ -1,0 +1,108 @@
+"""Keyword-only queries over the store: ``f(*, session, ...)``, never opening a session.
+
+The CLI, the sync job and the API share these. Writes ``flush`` (so ids exist) but never
+commit: the caller's transaction decides. One module per family of rows; every name is
+re-exported here, so callers write ``crud.get_feature(session=..., name=...)``.
+"""
+
+from registry.store.crud.features import (
+    all_features,
+    get_feature,
+    get_or_create_feature,
+    list_features_with_label,
+    live_policy_paths,
+    mark_retired,
+)
+from registry.store.crud.labels import (
+    MOVES,
+    add_audit,
+    bump_generation,
+    get_generation,
+    get_label,
+    label_moves,
+    labelled_features,
+    labels_behind_newest,
+    list_audit,
+    resolve_label,
+    write_label,
+)
+from registry.store.crud.sync import (
+    add_sync_error,
+    features_with_errors,
+    finish_sync_run,
+    get_sync_state,
+    last_applying_run,
+    list_sync_runs,
+    set_sync_state,
+    start_sync_run,
+    sync_errors_of,
+)
+from registry.store.crud.tokens import (
+    TOKEN_PREFIX,
+    create_token,
+    get_token,
+    get_token_by_name,
+    hash_token,
+    list_tokens,
+    revoke_token,
+    touch_token,
+)
+from registry.store.crud.versions import (
+    add_version,
+    find_version_by_hash,
+    get_version,
+    latest_version,
+    newest_contents,
+    newest_version_below,
+    newest_versions,
+    version_by_id,
+    versions_newest_first,
+    versions_of,
+)
+
+__all__ = [
+    "MOVES",
+    "TOKEN_PREFIX",
+    "add_audit",
+    "add_sync_error",
+    "add_version",
+    "all_features",
+    "bump_generation",
+    "create_token",
+    "features_with_errors",
+    "find_version_by_hash",
+    "finish_sync_run",
+    "get_feature",
+    "get_generation",
+    "get_label",
+    "get_or_create_feature",
+    "get_sync_state",
+    "get_token",
+    "get_token_by_name",
+    "get_version",
+    "hash_token",
+    "label_moves",
+    "labelled_features",
+    "labels_behind_newest",
+    "last_applying_run",
+    "latest_version",
+    "list_audit",
+    "list_features_with_label",
+    "list_sync_runs",
+    "list_tokens",
+    "live_policy_paths",
+    "mark_retired",
+    "newest_contents",
+    "newest_version_below",
+    "newest_versions",
+    "resolve_label",
+    "revoke_token",
+    "set_sync_state",
+    "start_sync_run",
+    "sync_errors_of",
+    "touch_token",
+    "version_by_id",
+    "versions_newest_first",
+    "versions_of",
+    "write_label",
+]
