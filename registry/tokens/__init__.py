@@ -1,0 +1,56 @@
+"""Token counts, prices and the per-request budget verdict, offline.
+
+- `encodings`: tokenizers. OpenAI's BPE encodings (o200k_base, cl100k_base) ship in the
+  wheel under `registry/tokenizers/` and count through tiktoken; models whose tokenizer is
+  not public (Claude 3 and later, Gemini, …) count with a documented proxy encoding.
+- `prices`: list prices and context windows from genai-prices' bundled catalog.
+- `catalog`: `Catalog` puts `_models.yaml` over that catalog, counts, and estimates;
+  `budget_verdict` checks an estimate against a policy's budget.
+
+Importing this package imports neither tiktoken nor genai-prices: each loads on first
+use, once per process, so commands that never count tokens never pay for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from types import ModuleType
+
+from registry.tokens import encodings, prices
+from registry.tokens.catalog import Catalog, Estimate, ModelInfo, Verdict, budget_verdict
+
+__all__ = ["Catalog", "Estimate", "ModelInfo", "Verdict", "budget_verdict", "warm_up"]
+
+
+def warm_up() -> None:
+    """Load the price catalog and both encodings now, not inside a first request."""
+    prices.snapshot()
+    for name in encodings.SPECS:
+        encodings.encoding(name)
+
+
+_lock = threading.Lock()
+_module: ModuleType | None = None
+
+
+def _litellm() -> ModuleType:
+    """litellm for the `litellm_call` adapter (the `[litellm]` extra), imported once, offline.
+
+    Token counting no longer uses it; the adapter imports it from here so that litellm
+    reads its bundled price map instead of fetching one, and stays quiet.
+    """
+    global _module
+    if _module is None:
+        with _lock:
+            if _module is None:
+                os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+                os.environ.setdefault("LITELLM_LOG", "ERROR")
+                import litellm
+
+                litellm.telemetry = False
+                litellm.suppress_debug_info = True
+                logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+                _module = litellm
+    return _module
