@@ -11,7 +11,7 @@ the sandboxed template (compiled once and cached), role splitting, and a token c
 every model of the fallback chain, plus the budget verdict.
 Baseline: the same sources rendered by a plain `jinja2.Environment` (no sandbox; a
 `DictLoader` only so that `{% include %}` resolves; compiled once, like ours) with the
-defaults already filled in, then `litellm.token_counter` on the same tokenizers (one
+defaults already filled in, then tiktoken's `encode` on the same encodings (one
 count per model of the chain, as `prepare` does), on the rendered text as one message.
 
 Fairness: `registry.tokens` caches counts in an LRU keyed by the text. Rendering the
@@ -21,7 +21,7 @@ input, for BOTH paths: each call on either side renders new text and runs the re
 tokenizers; no path gets a cache hit. The two paths alternate which goes first in each
 iteration so that drift (frequency scaling, GC) falls on both alike.
 
-Ours counts the chat messages (litellm adds per-message tokens and encodes each message
+Ours counts the chat messages (OpenAI's per-message overhead, each message encoded
 separately), the baseline one flat text: that difference is part of what is measured.
 
 Prints median and p99 per call for both and the ratio (target: ours <= 1.5x baseline on
@@ -43,10 +43,11 @@ from typing import Any
 
 import jinja2
 
-from registry.definitions.load import Feature, RegistryLoader
+from registry.definitions.content import FeatureDefinition as Feature
+from registry.definitions.load import RegistryLoader
 from registry.definitions.tree import DirTree
 from registry.request import prepare
-from registry.tokens import Catalog, _litellm
+from registry.tokens import Catalog, encodings
 
 TARGET_RATIO = 1.5
 _FILLER = (
@@ -126,20 +127,22 @@ def varying_input(feature: Feature, variables: dict[str, Any]) -> str:
 
 
 def baseline(feature: Feature, catalog: Catalog) -> Callable[[dict[str, Any]], int]:
-    """Plain Jinja + litellm.token_counter on every model of the chain."""
+    """Plain Jinja + tiktoken's `encode` (the same encodings) on every model of the chain."""
     env = jinja2.Environment(
         loader=jinja2.DictLoader({feature.prompt.name: feature.prompt.body, **feature.partials}),
         keep_trailing_newline=True,
     )
     template = env.get_template(feature.prompt.name)
-    tokenizers = [catalog.require(ref.model).tokenizer for ref in feature.policy.models]
-    counter = _litellm().token_counter
+    names = [
+        encodings.encoding_for(catalog.require(ref.model).tokenizer)
+        for ref in feature.policy.models
+    ]
+    encoders = [encodings.encoding(name) for name in names]
 
     def run(variables: dict[str, Any]) -> int:
         text = template.render(**variables)
-        messages = [{"role": "user", "content": text}]
-        counts = [counter(model=tok, messages=messages) for tok in tokenizers]
-        return int(counts[0])
+        counts = [len(encoder.encode(text, disallowed_special=())) for encoder in encoders]
+        return counts[0]
 
     return run
 

@@ -48,8 +48,11 @@ def print_json(data: Any) -> None:
 
 
 def command_path() -> str:
-    """The running command as the user typed it (`promptreg rollback`), for messages."""
-    import click
+    """The running command as the user typed it (`promptreg db upgrade`), for messages."""
+    from itertools import takewhile
 
-    ctx = click.get_current_context(silent=True)
-    return ctx.command_path if ctx is not None else "promptreg"
+    from registry.cli import app
+
+    words = list(takewhile(lambda arg: not arg.startswith("-"), sys.argv[1:]))
+    groups = {group.name for group in app.registered_groups}
+    return " ".join(["promptreg", *words[: 2 if words and words[0] in groups else 1]])

@@ -11,6 +11,7 @@ instead of passing for a complete answer.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
@@ -96,6 +97,7 @@ def litellm_call(**kwargs: Any) -> ModelCall:
 
     litellm.telemetry = False
     litellm.suppress_debug_info = True
+    logging.getLogger("LiteLLM").setLevel(logging.ERROR)
 
     def call(
         model: str,

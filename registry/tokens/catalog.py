@@ -1,52 +1,21 @@
-"""Token counts, prices and the per-request budget verdict.
+"""The model catalog, token counts and cost estimates, and the per-request budget verdict.
 
-Tokenizers and the price/context catalog come from `litellm`, which ships both inside
-its wheel (tiktoken's encodings, Anthropic's tokenizer, its model price map) and so
-works offline once told not to fetch the map. `_models.yaml` adds private models and
-overrides entries. litellm costs seconds to import, so it is imported on first use:
-commands that never count tokens never pay for it.
+A `Catalog` is the library catalog (`prices`: genai-prices' list prices and context
+windows) with a registry's `_models.yaml` on top, or, rebuilt from a stored version, exactly
+the entries that version recorded. Counting goes through `encodings`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from types import ModuleType
 from typing import Any
 
 from registry.definitions.catalog import ModelEntry
 from registry.definitions.policy import Policy
 from registry.errors import CatalogError
-
-_lock = threading.Lock()
-_module: ModuleType | None = None
-
-
-def _litellm() -> ModuleType:
-    """Import litellm once, offline: its bundled price map, no telemetry, quiet logs."""
-    global _module
-    if _module is None:
-        with _lock:
-            if _module is None:
-                os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-                os.environ.setdefault("LITELLM_LOG", "ERROR")
-                import litellm
-
-                litellm.telemetry = False
-                litellm.suppress_debug_info = True
-                logging.getLogger("LiteLLM").setLevel(logging.ERROR)
-                _module = litellm
-    return _module
-
-
-def warm_up() -> None:
-    """Import the catalog and load the common tokenizer now, not inside a first request."""
-    _count("gpt-4o", json.dumps([{"content": "warm up", "role": "user"}]))
+from registry.tokens import encodings, prices
 
 
 @dataclass(frozen=True)
@@ -58,8 +27,11 @@ class ModelInfo:
     output_usd_per_token: float | None
     context_window: int | None
     max_output_tokens: int | None
-    tokenizer: str  # the catalog model whose tokenizer counts for this one
-    source: str  # "catalog", "_models.yaml", or "catalog+_models.yaml"
+    # The model (or encoding) whose tokenizer counts for this one: the model's own name
+    # unless `_models.yaml` says otherwise. Stored versions hold model names here, so the
+    # encoding is resolved at count time (`encodings.encoding_for`).
+    tokenizer: str
+    source: str  # "catalog", "_models.yaml", "catalog+_models.yaml", or "snapshot"
 
     def as_dict(self) -> dict[str, Any]:
         """The fields that determine behaviour (hashed into versions)."""
@@ -77,16 +49,26 @@ def _per_token(per_mtok: float | None) -> float | None:
     return None if per_mtok is None else per_mtok / 1_000_000
 
 
-class Catalog:
-    """The library's model catalog with a registry's `_models.yaml` on top."""
+_UNLISTED = prices.Listed("", "", None, None, None)
 
-    def __init__(self, overrides: Mapping[str, ModelEntry] | None = None) -> None:
+
+class Catalog:
+    """The library's model catalog with `_models.yaml` on top, or a version's own entries."""
+
+    def __init__(
+        self, overrides: Mapping[str, ModelEntry] | None = None, *, library: bool = True
+    ) -> None:
         self.overrides = dict(overrides or {})
+        self.library = library  # False: only `overrides` exist (a version's pinned entries)
         self._info: dict[str, ModelInfo | None] = {}
 
     @classmethod
     def from_snapshot(cls, models: Mapping[str, Mapping[str, Any]]) -> Catalog:
-        """A catalog pinned to the entries a version recorded (prices do not drift)."""
+        """A catalog of exactly the entries a version recorded (prices do not drift).
+
+        The library catalog is not consulted: a version records every model of its chain,
+        and serving it (the API, the client library) then never loads the price catalog.
+        """
 
         def per_mtok(value: Any) -> float | None:
             return None if value is None else float(value) * 1_000_000
@@ -101,7 +83,8 @@ class Catalog:
                     tokenizer=info.get("tokenizer"),
                 )
                 for name, info in models.items()
-            }
+            },
+            library=False,
         )
 
     def lookup(self, model: str) -> ModelInfo | None:
@@ -111,28 +94,28 @@ class Catalog:
         return self._info[model]
 
     def _lookup(self, model: str) -> ModelInfo | None:
-        base: dict[str, Any] | None = _litellm().model_cost.get(model)
+        listed = prices.listed(model) if self.library else None
         entry = self.overrides.get(model)
-        if base is None and entry is None:
+        if listed is None and entry is None:
             return None
-        base = base or {}
         entry = entry or ModelEntry()
-        source = "+".join(
-            s
-            for s, present in (("catalog", bool(base)), ("_models.yaml", model in self.overrides))
-            if present
-        )
-        pick = _first
+        if not self.library:
+            source = "snapshot"
+        elif listed is None:
+            source = "_models.yaml"
+        else:
+            source = "catalog+_models.yaml" if model in self.overrides else "catalog"
+        base = listed or _UNLISTED
         return ModelInfo(
             model=model,
-            input_usd_per_token=pick(
-                _per_token(entry.input_usd_per_mtok), base.get("input_cost_per_token")
+            input_usd_per_token=_first(
+                _per_token(entry.input_usd_per_mtok), base.input_usd_per_token
             ),
-            output_usd_per_token=pick(
-                _per_token(entry.output_usd_per_mtok), base.get("output_cost_per_token")
+            output_usd_per_token=_first(
+                _per_token(entry.output_usd_per_mtok), base.output_usd_per_token
             ),
-            context_window=pick(entry.context_window, base.get("max_input_tokens")),
-            max_output_tokens=pick(entry.max_output_tokens, base.get("max_output_tokens")),
+            context_window=_first(entry.context_window, base.context_window),
+            max_output_tokens=entry.max_output_tokens,
             tokenizer=entry.tokenizer or model,
             source=source,
         )
@@ -147,10 +130,10 @@ class Catalog:
         return info
 
     def count(self, model: str, messages: Sequence[Mapping[str, Any]]) -> int:
-        """Input tokens of `messages` on `model`, by the model's own tokenizer."""
+        """Input tokens of `messages` on `model`: its own tokenizer, or the documented proxy."""
         info = self.require(model)
         payload = json.dumps([dict(m) for m in messages], sort_keys=True)
-        return _count(info.tokenizer, payload)
+        return encodings.count(encodings.encoding_for(info.tokenizer), payload)
 
     def estimate(self, policy: Policy, messages: Sequence[Mapping[str, Any]]) -> list[Estimate]:
         """Token and cost estimates on every model of the chain, in order."""
@@ -164,15 +147,6 @@ class Catalog:
 
 def _first(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
-
-
-@lru_cache(maxsize=4096)
-def _count(tokenizer: str, payload: str) -> int:
-    messages = json.loads(payload)
-    try:
-        return int(_litellm().token_counter(model=tokenizer, messages=messages))
-    except Exception as exc:  # litellm raises a variety of errors for odd models
-        raise CatalogError(f"cannot count tokens for model {tokenizer!r}: {exc}") from None
 
 
 @dataclass(frozen=True)
