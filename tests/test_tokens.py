@@ -7,6 +7,7 @@ the oracle for prices is genai-prices' own `calc_price`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -216,6 +217,18 @@ def test_a_damaged_tokenizer_file_is_refused(tmp_path: Path):
     bad.write_bytes(encodings.FILES.joinpath("o200k_base.tiktoken").read_bytes()[:-10])
     with pytest.raises(CatalogError, match="damaged"):
         encodings._ranks(bad, encodings.SPECS["o200k_base"].sha256)
+
+
+@pytest.mark.parametrize("name", sorted(encodings.SPECS))
+def test_shipped_ranks_are_the_files_own_numbers(name: str):
+    # `_ranks` counts lines instead of parsing the rank column: it must be the same map.
+    path = encodings.FILES / f"{name}.tiktoken"
+    fields = path.read_bytes().split()
+    written = {
+        base64.b64decode(token): int(rank)
+        for token, rank in zip(fields[0::2], fields[1::2], strict=True)
+    }
+    assert encodings._ranks(path, encodings.SPECS[name].sha256) == written
 
 
 def test_shipped_files_match_tiktoken_hashes_and_the_notice():

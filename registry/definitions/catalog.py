@@ -16,7 +16,7 @@ from registry.definitions.yamlpos import load_yaml
 class ModelEntry(BaseModel):
     """One model's overrides; unset fields fall back to the library's catalog."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     input_usd_per_mtok: float | None = Field(default=None, ge=0)
     output_usd_per_mtok: float | None = Field(default=None, ge=0)
@@ -30,7 +30,7 @@ class ModelEntry(BaseModel):
 class ModelsFile(BaseModel):
     """The whole `_models.yaml` file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     models: dict[str, ModelEntry] = Field(default_factory=dict)
 

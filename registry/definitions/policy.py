@@ -23,7 +23,7 @@ MODELS_FILE = "_models.yaml"
 class Strict(BaseModel):
     """Base for file schemas: unknown keys are errors, values are not coerced loosely."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class ModelRef(Strict):

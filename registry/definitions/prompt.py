@@ -24,7 +24,7 @@ M = TypeVar("M", bound=BaseModel)
 class InputSpec(BaseModel):
     """The declaration of one template input."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     type: InputType = "string"
     default: Any = None
@@ -91,7 +91,7 @@ _TYPE_CHECKS: dict[str, Any] = {
 class Frontmatter(BaseModel):
     """The frontmatter keys of a `.jinja` prompt file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     description: str | None = None
     inputs: dict[str, InputSpec] = Field(default_factory=dict)

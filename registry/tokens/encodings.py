@@ -130,9 +130,10 @@ def _ranks(path: Path, sha256: str) -> dict[bytes, int]:
         raise CatalogError(f"tokenizer file {path} cannot be read ({exc.strerror})") from None
     if hashlib.sha256(data).hexdigest() != sha256:
         raise CatalogError(f"tokenizer file {path} is damaged (sha256 mismatch)")
-    # The hash vouches for the format, so the fast path: no per-line checks.
-    fields = data.split()
-    return dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2]), strict=True))
+    # The hash vouches for the content: in both shipped files line i holds rank i (a test
+    # checks it), so ranks are counted, not parsed — 30 ms less on a client's first run.
+    tokens = data.split()[0::2]
+    return dict(zip(map(binascii.a2b_base64, tokens), range(len(tokens)), strict=True))
 
 
 @lru_cache(maxsize=1024)
