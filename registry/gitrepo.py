@@ -18,14 +18,10 @@ import git
 from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from registry.definitions.tree import TreeEscape, clean_path
-from registry.errors import PromptregError
+from registry.errors import RepoError
 
 _LINK_MODE = 0o120000
 _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
-
-
-class RepoError(PromptregError):
-    """The repository or ref cannot be read."""
 
 
 @dataclass(frozen=True)

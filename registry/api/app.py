@@ -25,30 +25,14 @@ from registry.api.routes import features, health, labels, sync, usage
 from registry.api.serving import Serving
 from registry.config import Settings
 from registry.errors import (
-    CatalogError,
-    Conflict,
-    DatabaseError,
-    NotFound,
     PromptregError,
-    RenderError,
-    Retired,
-    SpecError,
+    http_status,
 )
 from registry.store.db import ensure_database
 from registry.tokens import warm_up
 
 log = logging.getLogger("promptreg.api")
 MAX_BODY_BYTES = 1_048_576
-
-_STATUS: list[tuple[type[Exception], int]] = [
-    (NotFound, 404),
-    (Retired, 410),
-    (Conflict, 409),
-    (RenderError, 422),
-    (SpecError, 422),
-    (CatalogError, 422),
-    (DatabaseError, 503),
-]
 
 
 class BodyLimit:
@@ -138,8 +122,7 @@ def create_app(
 
     @app.exception_handler(PromptregError)
     async def domain_error(_: Request, exc: PromptregError) -> JSONResponse:
-        status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 422)
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse({"detail": str(exc)}, status_code=http_status(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

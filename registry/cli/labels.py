@@ -179,7 +179,8 @@ def _rollback_all(
 
     from registry import labels as label_ops
     from registry.config import get_settings
-    from registry.gitrepo import RepoError, open_repo
+    from registry.errors import RepoError
+    from registry.gitrepo import open_repo
 
     settings = get_settings()
     backend = database_backend(database_url)

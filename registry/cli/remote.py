@@ -6,11 +6,7 @@ from typing import Any
 
 import httpx
 
-from registry.errors import Conflict, NotFound, PromptregError, Retired
-
-
-class RemoteError(PromptregError):
-    """The server could not be reached or refused the request."""
+from registry.errors import RemoteError, from_status
 
 
 class RemoteBackend:
@@ -43,13 +39,7 @@ class RemoteBackend:
             raise RemoteError(f"{self.url}: unauthorized ({detail}); check --token/PROMPTREG_TOKEN")
         if status == 403:
             raise RemoteError(f"{self.url}: forbidden ({detail})")
-        if status == 404:
-            raise NotFound(detail)
-        if status == 410:
-            raise Retired(detail)
-        if status in (409, 422):
-            raise Conflict(detail)
-        raise RemoteError(f"{self.url}: HTTP {status}: {detail}")
+        raise from_status(status, detail) or RemoteError(f"{self.url}: HTTP {status}: {detail}")
 
     def features(self, label: str) -> list[dict[str, Any]]:
         data = self._call("GET", "/v1/features", params={"label": label})

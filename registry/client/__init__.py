@@ -19,20 +19,10 @@ from typing import TYPE_CHECKING, Any
 from registry.client.adapters import IncompleteStream, litellm_call, openai_call
 from registry.client.cache import CachedVersion
 from registry.client.registry import Registry, Stream
-from registry.client.result import (
-    OUTCOMES,
-    Attempt,
-    ClientError,
-    ModelCall,
-    RegistryUnavailable,
-    Reply,
-    Result,
-    SnapshotError,
-    StreamInterrupted,
-    Usage,
-)
+from registry.client.result import OUTCOMES, Attempt, ModelCall, Reply, Result, Usage
 from registry.client.retry import Backoff
 from registry.client.snapshot import read_snapshot, write_snapshot
+from registry.errors import ClientError, RegistryUnavailable, SnapshotError, StreamInterrupted
 
 if TYPE_CHECKING:
     from registry.client.aio import AsyncRegistry, AsyncStream

@@ -19,11 +19,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry.client.result import ClientError, RegistryUnavailable, SnapshotError
 from registry.client.snapshot import check_resolved, read_snapshot, write_snapshot
 from registry.definitions.content import VersionContent
 from registry.definitions.policy import Policy
-from registry.errors import NotFound, PromptregError, Retired
+from registry.errors import (
+    ClientError,
+    NotFound,
+    PromptregError,
+    RegistryUnavailable,
+    SnapshotError,
+    from_status,
+)
 from registry.render import CompiledPrompt, Message
 from registry.tokens import Catalog, ModelInfo
 
@@ -191,12 +197,10 @@ class FeatureCache:
                 log.info("%s: now serving version %s (was %s)", name, fresh.version, entry.version)
             return fresh
         detail = _detail(response)
-        if status == 404:
-            raise NotFound(detail)
-        if status == 410:
-            raise Retired(detail)
         if status in (401, 403):
             raise ClientError(f"{self.url}: HTTP {status}: {detail} (check the token)")
+        if status in (404, 410):
+            raise from_status(status, detail) or RegistryUnavailable(detail)
         raise RegistryUnavailable(f"{self.url}: HTTP {status}: {detail}")
 
     def _fresh(self, entry: CachedVersion) -> CachedVersion:

@@ -40,13 +40,13 @@ from registry.client.result import (
     Attempt,
     Reply,
     Result,
-    StreamInterrupted,
     Usage,
     usage_from,
 )
 from registry.client.retry import Backoff, describe, kind_of, retry_after, retryable
 from registry.client.usage import EventIds, UsageEvent
 from registry.definitions.policy import ModelRef
+from registry.errors import StreamInterrupted
 from registry.tokens import Estimate, budget_verdict
 
 log = logging.getLogger("promptreg.client")

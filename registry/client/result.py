@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from registry.errors import PromptregError
-
 # The outcomes a run reports (SPEC §4, POST /v1/usage).
 OK = "ok"
 FALLBACK = "fallback"
@@ -81,26 +79,6 @@ class Result:
     def latency_ms(self) -> float:
         """Latency of the whole run (render, calls, waits) in milliseconds."""
         return self.latency_s * 1000.0
-
-
-class ClientError(PromptregError):
-    """Base of the client library's own errors."""
-
-
-class RegistryUnavailable(ClientError):
-    """A feature was never fetched and the registry cannot be reached (start from a snapshot)."""
-
-
-class SnapshotError(ClientError):
-    """A snapshot file (or a resolve answer) is unreadable or does not match its hash."""
-
-
-class StreamInterrupted(ClientError):
-    """A stream broke after its first chunk: the chunks already yielded are all there is."""
-
-    def __init__(self, message: str, *, result: Result) -> None:
-        super().__init__(message)
-        self.result = result
 
 
 def usage_from(value: object) -> Usage | None:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from registry.client.result import SnapshotError
+from registry.errors import SnapshotError
 
 FORMAT = "promptreg.snapshot/1"
 

@@ -1,11 +1,7 @@
 """The storage layer: SQLModel tables (models), engines/migrations/locks (db), queries (crud)."""
 
+from registry.errors import DatabaseAhead, DatabaseBehind, MigrationsNotFound, SyncLockTimeout
 from registry.store.db import (
-    DatabaseAhead,
-    DatabaseBehind,
-    MigrationsNotFound,
-    StoreError,
-    SyncLockTimeout,
     current_revision,
     ensure_database,
     head_revision,
@@ -39,7 +35,6 @@ __all__ = [
     "DatabaseAhead",
     "DatabaseBehind",
     "MigrationsNotFound",
-    "StoreError",
     "SyncLockTimeout",
     "current_revision",
     "ensure_database",

@@ -24,7 +24,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
-from registry.errors import DatabaseError
+from registry.errors import (
+    DatabaseAhead,
+    DatabaseBehind,
+    DatabaseError,
+    MigrationsNotFound,
+    SyncLockTimeout,
+)
 from registry.extras import require
 
 
@@ -47,41 +53,6 @@ _IMMEDIATE = "promptreg_begin_immediate"
 _BEGUN = "promptreg_begun"
 # One advisory-lock key for all syncs (advisory locks are scoped per database already).
 SYNC_LOCK_KEY = int.from_bytes(hashlib.sha256(b"promptreg.sync").digest()[:8], "big", signed=True)
-
-
-class StoreError(DatabaseError):
-    """Base class for database setup and locking errors."""
-
-
-class MigrationsNotFound(StoreError):
-    """The migrations/ folder is not where the package expects it."""
-
-
-class DatabaseBehind(StoreError):
-    """The database has not been migrated to the newest revision."""
-
-    def __init__(self, url: str, current: str | None, head: str) -> None:
-        self.url, self.current, self.head = url, current, head
-        at = f"migration {current}" if current else "no promptreg migration"
-        super().__init__(
-            f"The database {url} is at {at}, behind the newest ({head}). "
-            "Run `promptreg db upgrade` to migrate it."
-        )
-
-
-class DatabaseAhead(StoreError):
-    """The database was migrated by a newer promptreg than this one."""
-
-    def __init__(self, url: str, current: str, head: str) -> None:
-        self.url, self.current, self.head = url, current, head
-        super().__init__(
-            f"The database {url} is at migration {current}, which this promptreg does not know "
-            f"(its newest is {head}). Upgrade promptreg."
-        )
-
-
-class SyncLockTimeout(StoreError):
-    """Another sync held the sync lock for longer than the timeout."""
 
 
 MIGRATIONS_DIR = _migrations_dir()
@@ -190,7 +161,7 @@ def sync_lock(session: Session, *, timeout_s: float = DEFAULT_SYNC_LOCK_TIMEOUT_
             raise RuntimeError("sync_lock() must come before any query in the transaction")
         return
     if dialect != "postgresql":
-        raise StoreError(f"no sync lock for database dialect {dialect!r}")
+        raise DatabaseError(f"no sync lock for database dialect {dialect!r}")
     previous = session.execute(text("SELECT current_setting('lock_timeout')")).scalar_one()
     wait = f"{max(1, int(timeout_s * 1000))}ms"
     session.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": wait})
@@ -237,7 +208,7 @@ def _outside_transaction(conn: Connection, statement: str) -> None:
     """Run a statement on the driver's connection, bypassing our BEGIN (SQLite pragmas)."""
     driver = conn.connection.driver_connection
     if driver is None:
-        raise StoreError("connection is closed")
+        raise DatabaseError("connection is closed")
     driver.execute(statement)
 
 
@@ -257,7 +228,7 @@ def migrate(target: str | URL | Engine, revision: str = "head") -> None:
                     config.attributes["connection"] = conn
                     command.upgrade(config, revision)
                     if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
-                        raise StoreError(f"migration to {revision} broke a foreign key")
+                        raise DatabaseError(f"migration to {revision} broke a foreign key")
             finally:
                 if sqlite:
                     _outside_transaction(conn, "PRAGMA foreign_keys = ON")

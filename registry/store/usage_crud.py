@@ -17,7 +17,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from registry.store.db import StoreError
+from registry.errors import DatabaseError
 from registry.store.models import (
     ROLLUP_SUMS,
     Feature,
@@ -48,7 +48,7 @@ def _insert(session: Session, table: Table) -> Any:
         return postgresql.insert(table)
     if dialect == "sqlite":
         return sqlite.insert(table)
-    raise StoreError(f"usage ingestion does not support database dialect {dialect!r}")
+    raise DatabaseError(f"usage ingestion does not support database dialect {dialect!r}")
 
 
 def _statement(session: Session, table: Table, build: Callable[[Any], Any]) -> Any:

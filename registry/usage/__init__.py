@@ -8,9 +8,10 @@ metrics.py  Prometheus counters and the active-version gauge (imported on its ow
             the CLI never needs prometheus_client)
 """
 
+from registry.errors import BadWindow
 from registry.usage.events import ERROR_OUTCOMES, Invalid, UsageEventIn, parse_event
 from registry.usage.ingest import MAX_BATCH, Ingestor, IngestResult
-from registry.usage.stats import BadWindow, feature_stats, parse_window
+from registry.usage.stats import feature_stats, parse_window
 
 __all__ = [
     "ERROR_OUTCOMES",

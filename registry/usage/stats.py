@@ -23,7 +23,7 @@ from sqlmodel import Session
 from registry import labels
 from registry.config import DEFAULT_LABEL
 from registry.definitions.policy import Policy
-from registry.errors import PromptregError
+from registry.errors import BadWindow
 from registry.store import crud, usage_crud
 from registry.store.models import Feature, utcnow
 from registry.usage.events import ERROR_OUTCOMES
@@ -33,10 +33,6 @@ _WINDOW = re.compile(r"^\s*(\d{1,6})\s*([mhd])\s*$")
 _UNIT = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
 MAX_WINDOW = timedelta(days=90)
 HOUR = timedelta(hours=1)
-
-
-class BadWindow(PromptregError):
-    """A stats window that is not like `24h`, `90m` or `7d`, or is out of range."""
 
 
 def parse_window(text: str) -> timedelta:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 from usage_helpers import prompt, registry_files
 
 from registry.cli import app
-from registry.gitrepo import RepoError
+from registry.errors import RepoError
 
 runner = CliRunner()
 WORKFLOW = Path(__file__).resolve().parents[2] / ".github" / "workflows" / "prompts.yml"

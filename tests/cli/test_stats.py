@@ -22,8 +22,7 @@ from usage_helpers import (
 )
 
 from registry.cli import app
-from registry.cli.remote import RemoteError
-from registry.errors import Conflict, NotFound
+from registry.errors import BadRequest, NotFound, RemoteError
 from registry.usage import BadWindow, Ingestor
 
 runner = CliRunner()
@@ -134,7 +133,7 @@ def test_remote_mode_errors(server):
     base, token = server
     with pytest.raises(NotFound, match="unknown feature 'nope'"):
         invoke("stats", "nope", "--url", base, "--token", token)
-    with pytest.raises(Conflict, match="'forever'"):
+    with pytest.raises(BadRequest, match="'forever'"):
         invoke("stats", "support.reply", "--window", "forever", "--url", base, "--token", token)
     with pytest.raises(RemoteError, match="unauthorized"):
         invoke("stats", "--url", base, "--token", "prt_wrong")

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
+from registry.errors import SyncLockTimeout
 from registry.store import crud
-from registry.store.db import SyncLockTimeout, session_scope, sync_lock
+from registry.store.db import session_scope, sync_lock
 from registry.store.models import CommitInfo, Feature, Label, Version, utcnow
 
 # A stand-in for `promptreg sync`: lock, write, then hold the transaction open or commit.
