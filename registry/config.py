@@ -1,25 +1,43 @@
 """Settings: every environment variable promptreg reads, documented in one place.
 
-PROMPTREG_DATABASE_URL     SQLAlchemy URL of the database (default: sqlite:///promptreg.db)
-PROMPTREG_URL              a promptreg server, for the remote CLI (default: database mode)
+Command-line options win over these; every command falls back to them.
+
+PROMPTREG_DATABASE_URL     SQLAlchemy URL of the database (default: sqlite:///promptreg.db,
+                           in the current folder)
+PROMPTREG_URL              a promptreg server: label commands work through its API instead
+                           of the database (default: unset, database mode)
 PROMPTREG_TOKEN            API token for PROMPTREG_URL
 PROMPTREG_REPO             repository path or URL that sync and serve read (default: .)
 PROMPTREG_REF              branch that sync reads (default: the checked-out branch)
-PROMPTREG_LABEL            label that sync moves (default: production)
+PROMPTREG_LABEL            the label commands read and move, sync moves and serve serves
+                           (default: production)
 PROMPTREG_WEBHOOK_SECRET   secret of the push webhook's HMAC signature (unset: hook refused)
 PROMPTREG_PROMPTS_DIR      prompts folder inside the repository (default: prompts)
 PROMPTREG_POLICIES_DIR     policies folder inside the repository (default: policies)
-PROMPTREG_CACHE_DIR        where repository URLs are cloned (default: ~/.cache/promptreg)
+PROMPTREG_CACHE_DIR        where repository URLs are cloned and other re-creatable files are
+                           kept (default: the platform's cache folder, e.g.
+                           $XDG_CACHE_HOME/promptreg or ~/.cache/promptreg on Linux,
+                           ~/Library/Caches/promptreg on macOS)
+
+Read by libraries promptreg runs on:
 PROMETHEUS_MULTIPROC_DIR   metrics folder shared by `serve --workers N` (default: a temp folder)
+OPENAI_API_KEY             key for an OpenAI-compatible provider (`openai_call`, `eval`)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LABEL = "production"
+
+
+def _cache_dir() -> Path:
+    import platformdirs
+
+    return platformdirs.user_cache_path("promptreg", appauthor=False)
 
 
 class Settings(BaseSettings):
@@ -36,7 +54,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None
     prompts_dir: str = "prompts"
     policies_dir: str = "policies"
-    cache_dir: Path = Path.home() / ".cache" / "promptreg"
+    cache_dir: Path = Field(default_factory=_cache_dir)
 
 
 def get_settings() -> Settings:

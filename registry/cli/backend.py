@@ -15,24 +15,38 @@ import typer
 if TYPE_CHECKING:
     from registry.cli.database import DatabaseBackend
 
+# Defaults come from `registry.config.Settings` (PROMPTREG_* variables), read when a
+# command runs: one place knows the environment.
 DatabaseUrlOption = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        envvar="PROMPTREG_DATABASE_URL",
-        help="Database URL (default: sqlite:///promptreg.db in the current folder).",
+        help="Database URL [default: PROMPTREG_DATABASE_URL, else sqlite:///promptreg.db here].",
         show_default=False,
     ),
 ]
 ServerUrlOption = Annotated[
     str | None,
-    typer.Option("--url", envvar="PROMPTREG_URL", help="A promptreg server: work through its API."),
+    typer.Option(
+        "--url",
+        help="A promptreg server: work through its API [default: PROMPTREG_URL].",
+        show_default=False,
+    ),
 ]
 TokenOption = Annotated[
     str | None,
-    typer.Option("--token", envvar="PROMPTREG_TOKEN", help="API token for --url."),
+    typer.Option(
+        "--token", help="API token for --url [default: PROMPTREG_TOKEN].", show_default=False
+    ),
 ]
-LabelOption = Annotated[str, typer.Option("--label", help="Label to read or move.")]
+LabelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--label",
+        help="Label to read or move [default: PROMPTREG_LABEL, else production].",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -79,6 +93,15 @@ def close_backends() -> None:
         _open.pop().close()
 
 
+def label_or_default(label: str | None) -> str:
+    """The label an option names, else PROMPTREG_LABEL, else production."""
+    if label:
+        return label
+    from registry.config import get_settings
+
+    return get_settings().label
+
+
 def database_backend(database_url: str | None) -> DatabaseBackend:
     """The database backend, closed when the command ends (needs promptreg[server])."""
     from registry.cli.output import command_path
@@ -92,10 +115,14 @@ def database_backend(database_url: str | None) -> DatabaseBackend:
 
 
 def backend_for(database_url: str | None, url: str | None, token: str | None) -> Backend:
-    """The remote backend when a server URL is given, else the database; closed with the
-    command."""
+    """The remote backend when a server URL is given (option or PROMPTREG_URL), else the
+    database; closed with the command."""
+    from registry.config import get_settings
+
+    settings = get_settings()
+    url = url or settings.url
     if url:
         from registry.cli.remote import RemoteBackend
 
-        return closed_with_command(RemoteBackend(url, token))
+        return closed_with_command(RemoteBackend(url, token or settings.token))
     return database_backend(database_url)

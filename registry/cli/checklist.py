@@ -18,6 +18,7 @@ from registry.cli.backend import (
     ServerUrlOption,
     TokenOption,
     backend_for,
+    label_or_default,
 )
 from registry.cli.output import console, print_json
 
@@ -54,13 +55,14 @@ def checklist(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 when a required item fails.")
     ] = False,
-    label: LabelOption = "production",
+    label: LabelOption = None,
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
     url: ServerUrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """The pre-ship checklist per feature: budget, fallback, degraded message, usage..."""
+    label = label_or_default(label)
     from registry.checklist import check, failed_required
 
     backend = backend_for(database_url, url, token)

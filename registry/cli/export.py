@@ -19,19 +19,21 @@ from registry.cli.backend import (
     ServerUrlOption,
     TokenOption,
     backend_for,
+    label_or_default,
 )
 from registry.cli.output import console, print_json
 
 
 def export(
     out: Annotated[Path, typer.Option("--out", help="Snapshot file to write (replaced whole).")],
-    label: LabelOption = "production",
+    label: LabelOption = None,
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
     url: ServerUrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Write every live feature's labelled version to a snapshot file for the client library."""
+    label = label_or_default(label)
     from registry.client.snapshot import write_snapshot
 
     backend = backend_for(database_url, url, token)

@@ -14,6 +14,7 @@ from registry.cli.backend import (
     TokenOption,
     backend_for,
     database_backend,
+    label_or_default,
     os_user,
 )
 from registry.cli.output import console, fail, print_json
@@ -28,13 +29,14 @@ def _when(value: str | None) -> str:
 
 
 def features(
-    label: LabelOption = "production",
+    label: LabelOption = None,
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
     url: ServerUrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """List every feature with the version its label points at."""
+    label = label_or_default(label)
     rows = backend_for(database_url, url, token).features(label)
     if as_json:
         print_json(rows)
@@ -58,13 +60,14 @@ def features(
 def show(
     feature: Annotated[str, typer.Argument(help="Feature name.")],
     version: Annotated[int | None, typer.Option("--version", help="A version number.")] = None,
-    label: LabelOption = "production",
+    label: LabelOption = None,
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
     url: ServerUrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Show a version of a feature: the label's (default) or `--version N`."""
+    label = label_or_default(label)
     data = backend_for(database_url, url, token).show(feature, label, version)
     if as_json:
         print_json(data)
@@ -143,13 +146,14 @@ def rollback(
         str | None, typer.Option("--repo", help="With --all: the repository (default: .).")
     ] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
-    label: LabelOption = "production",
+    label: LabelOption = None,
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
     url: ServerUrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Move a label back (to the previous version or --to N) and pin it."""
+    label = label_or_default(label)
     if all_features:
         if feature or to is not None or not to_commit:
             fail("use either FEATURE [--to N] or --all --to-commit SHA", code=2)
@@ -203,13 +207,14 @@ def promote(
         int | None, typer.Option("--version", help="Version (default: the newest).")
     ] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
-    label: LabelOption = "production",
+    label: LabelOption = None,
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
     url: ServerUrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Move a label forward (to the newest version or --version N) and unpin it."""
+    label = label_or_default(label)
     move = backend_for(database_url, url, token).promote(feature, label, version, reason)
     if as_json:
         print_json(move)

@@ -14,6 +14,7 @@ from registry.cli.backend import (
     ServerUrlOption,
     TokenOption,
     backend_for,
+    label_or_default,
 )
 from registry.cli.output import console, print_json
 
@@ -107,13 +108,14 @@ def stats(
         str | None, typer.Argument(help="One feature (default: every feature).", show_default=False)
     ] = None,
     window: WindowOption = "24h",
-    label: LabelOption = "production",
+    label: LabelOption = None,
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
     url: ServerUrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Requests, p50/p95 latency, error %, tokens, cost today, drift % and alarms."""
+    label = label_or_default(label)
     backend = backend_for(database_url, url, token)
     if feature is not None:
         data = backend.stats(feature, label, window)

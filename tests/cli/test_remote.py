@@ -148,6 +148,42 @@ def test_a_remote_rollback_loads_no_orm_web_framework_or_tokenizer(remote: Remot
     assert (moved["action"], moved["actor"]) == ("rollback", "oncall")
 
 
+@pytest.mark.parametrize("command", ["features", "show", "export", "checklist", "stats"])
+def test_promptreg_label_is_every_commands_default_label(remote: Remote, command: str):
+    args = {
+        "features": ("features", "--json"),
+        "show": ("show", "support.reply", "--json"),
+        "export": ("export", "--out", "snap.json", "--json"),
+        "checklist": ("checklist", "support.reply", "--json"),
+        "stats": ("stats", "support.reply", "--json"),
+    }[command]
+    remote.registry.sync(label="staging")
+    assert remote.db("rollback", "support.reply").exit_code == 0  # production differs now
+    env = {"PROMPTREG_LABEL": "staging"}
+    for mode in (remote.db, remote.remote):
+        default = _timeless(mode(*args).stdout)
+        named = _timeless(mode(*args, "--label", "staging").stdout)
+        assert _timeless(run(*mode_args(remote, mode, args), env=env).stdout) == named
+        if command in ("features", "show", "export"):
+            assert named != default  # staging and production differ in this registry
+
+
+def _timeless(out: str) -> Any:
+    """JSON output without the moment it was made (stats' window ends now)."""
+    data = json.loads(out)
+    if isinstance(data, dict):
+        data.pop("until", None)
+        data.pop("since", None)
+    return data
+
+
+def mode_args(remote: Remote, mode: Any, args: tuple[str, ...]) -> tuple[str, ...]:
+    """`args` as `mode` runs them, without the label (the environment names it)."""
+    if mode == remote.db:
+        return (*args, "--database-url", remote.registry.db_url)
+    return (*args, "--url", remote.url, "--token", remote.registry.admin_token)
+
+
 def test_environment_variables_select_remote_mode(remote: Remote):
     env = {"PROMPTREG_URL": remote.url, "PROMPTREG_TOKEN": remote.registry.admin_token}
     for args in (("features", "--json"), ("history", "support.reply")):
