@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from registry.definitions.yamlpos import Located, YamlProblem, load_yaml
 from registry.errors import InputError, Problem
@@ -37,32 +37,45 @@ class InputSpec(BaseModel):
         """An input is optional exactly when it declares a default."""
         return "default" not in self.model_fields_set
 
+    @model_validator(mode="after")
+    def _default_fits(self) -> InputSpec:
+        """A default must be a value the input itself accepts (its type, enum, max_length)."""
+        if not self.required and self.default is not None:
+            problem = self.problem(self.default)
+            if problem is not None:
+                raise ValueError(f"the default {problem}")
+        return self
+
     def check(self, name: str, value: Any) -> Any:
         """Return `value` if it fits this declaration, else raise InputError naming `name`."""
-        ok = _TYPE_CHECKS[self.type](value)
-        if not ok:
-            raise InputError(f"input {name!r} must be of type {self.type}, got {_type_name(value)}")
+        problem = self.problem(value)
+        if problem is not None:
+            raise InputError(f"input {name!r} {problem}")
+        return value
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` does not fit this declaration (`must be ...`), or None when it does."""
+        if not _TYPE_CHECKS[self.type](value):
+            return f"must be of type {self.type}, got {_type_name(value)}"
         if self.type == "messages":
             for i, msg in enumerate(value):
                 if set(msg) - {"role", "content", "name"} or msg.get("role") not in ROLES:
-                    raise InputError(
-                        f"input {name!r} item {i}: a message is {{role, content}} with role "
+                    return (
+                        f"item {i}: a message is {{role, content}} with role "
                         f"one of {', '.join(ROLES)}"
                     )
                 if not isinstance(msg.get("content"), str):
-                    raise InputError(f"input {name!r} item {i}: content must be a string")
+                    return f"item {i}: content must be a string"
         if self.enum is not None and value not in self.enum:
             allowed = ", ".join(repr(v) for v in self.enum)
-            raise InputError(f"input {name!r} must be one of {allowed}, got {value!r}")
+            return f"must be one of {allowed}, got {value!r}"
         if (
             self.max_length is not None
             and hasattr(value, "__len__")
             and len(value) > self.max_length
         ):
-            raise InputError(
-                f"input {name!r} is {len(value)} long, over its max_length of {self.max_length}"
-            )
-        return value
+            return f"is {len(value)} long, over its max_length of {self.max_length}"
+        return None
 
 
 def _type_name(value: Any) -> str:
@@ -214,4 +227,4 @@ def describe_error(err: Any) -> str:
         return f"unknown key {field_path!r}"
     if kind == "missing":
         return f"missing required field {field_path!r}"
-    return f"{field_path}: {err['msg']}"
+    return f"{field_path}: {str(err['msg']).removeprefix('Value error, ')}"

@@ -58,7 +58,7 @@ from registry.definitions.prompt import (
 )
 from registry.definitions.tree import TreeEscape, clean_path
 from registry.definitions.yamlpos import Loc, Located, YamlProblem, load_yaml
-from registry.errors import InputError, Problem
+from registry.errors import Problem
 from registry.render import PROMPTY_THREAD
 
 Read = Callable[[str], bytes]
@@ -360,13 +360,12 @@ def _declare(
         fields["enum"] = enum
     try:
         declared = InputSpec.model_validate(fields)
-        if declared.default is not None:
-            declared.check(name, declared.default)
     except ValidationError as exc:
-        message = "; ".join(str(e["msg"]) for e in exc.errors())
-        raise _error(path, line, f"input {name!r}: {message}") from None
-    except InputError as exc:
-        raise _error(path, line, f"default of {exc}") from None
+        messages = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
+        unfit = [m.removeprefix("the default ") for m in messages if m.startswith("the default ")]
+        if unfit:
+            raise _error(path, line, f"default of input {name!r} {unfit[0]}") from None
+        raise _error(path, line, f"input {name!r}: {'; '.join(messages)}") from None
     return declared, sample
 
 

@@ -67,6 +67,23 @@ def test_unknown_input_type(registry, check):
     checked.has(ASK, 3, "inputs.question.type: Input should be 'string'")
 
 
+@pytest.mark.parametrize(
+    ("declared", "problem"),
+    [
+        (
+            "{type: string, enum: [a, b], default: c}",
+            "the default must be one of 'a', 'b', got 'c'",
+        ),
+        ("{type: integer, default: many}", "the default must be of type integer, got string"),
+        ("{type: string, max_length: 3, default: long}", "the default is 4 long, over its max"),
+    ],
+)
+def test_a_default_its_own_input_would_refuse(registry, check, declared, problem):
+    prompt = PROMPT.replace("sample:\n", f"  tone: {declared}\nsample:\n")
+    checked = check(registry({ASK: prompt}))
+    checked.has(ASK, 4, f"inputs.tone: {problem}")
+
+
 def test_template_syntax_error(registry, check):
     checked = check(registry({ASK: PROMPT.replace("{{ question }}", "{{ question }")}))
     checked.has(ASK, 11, "template syntax error")
