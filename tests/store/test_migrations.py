@@ -34,6 +34,9 @@ TABLES = {
     "usage_events",
     "usage_rollups",
     "usage_latency",
+    "usage_minutes",
+    "usage_minute_latency",
+    "rollouts",
 }
 
 
@@ -59,7 +62,7 @@ def test_upgrade_empty_database_matches_models(db_url: str) -> None:
         assert ("feature_id", "version") in unique
         indexes = {tuple(i["column_names"]) for i in inspector.get_indexes("versions")}
         assert ("feature_id", "content_hash") in indexes
-        assert current_revision(engine) == head_revision() == "0003"
+        assert current_revision(engine) == head_revision() == "0004"
     finally:
         engine.dispose()
 

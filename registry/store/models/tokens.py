@@ -1,0 +1,37 @@
+"""API tokens: a name, a role and the sha256 of the secret."""
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint
+from sqlmodel import Field, SQLModel
+
+from registry.store.models.base import NAME_LENGTH, SHA_LENGTH, UTCDateTime, check_in, utcnow
+
+TOKEN_ROLES = ("reader", "admin")
+
+
+# --- API tokens ---------------------------------------------------------------------------
+
+
+class ApiTokenBase(SQLModel):
+    name: str = Field(max_length=NAME_LENGTH, unique=True)
+    role: str = Field(max_length=16)
+
+
+class ApiToken(ApiTokenBase, table=True):
+    """A bearer token; only the sha256 of the plaintext is stored."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint(check_in("role", TOKEN_ROLES), name="role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=SHA_LENGTH, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class ApiTokenPublic(ApiTokenBase):
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
