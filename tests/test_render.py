@@ -302,7 +302,9 @@ def test_time_limit_applies_to_silent_loops():
     started = time.perf_counter()
     with pytest.raises(RenderError, match="took longer"):
         compiled(body, limits=Limits(max_seconds=0.01)).render({})
-    assert time.perf_counter() - started < 0.1
+    # 16 M silent iterations run for many seconds unchecked; stopping far short of that is
+    # the behaviour (a bound as tight as the limit itself fails on a busy machine).
+    assert time.perf_counter() - started < 1.0
 
 
 def test_intermediate_strings_are_bounded():
