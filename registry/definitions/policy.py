@@ -51,6 +51,58 @@ class CircuitBreaker(Strict):
     cooldown_s: float = Field(default=30.0, gt=0)
 
 
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smh])$")
+_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_s(text: str) -> float:
+    """`2s`, `10m`, `1.5h` in seconds (ValueError for anything else)."""
+    match = DURATION.match(text.strip())
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a duration like 30s, 10m or 1h")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+class RolloutGuards(Strict):
+    """When a candidate does worse than the stable version: any guard breaking aborts."""
+
+    error_rate_pp: float | None = Field(default=2.0, gt=0, le=100)
+    p95_latency_ratio: float | None = Field(default=1.3, gt=0)
+    cost_ratio: float | None = Field(default=1.2, gt=0)
+    drift_pct: float | None = Field(default=None, gt=0)
+
+
+class RolloutPlan(Strict):
+    """How a new version reaches the label's users: a slice at a time, guarded (SPEC §10)."""
+
+    steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1)
+    interval: str = "10m"
+    min_requests: int = Field(default=200, ge=1)
+    guards: RolloutGuards = Field(default_factory=RolloutGuards)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_rise_to_100(cls, steps: list[int]) -> list[int]:
+        if any(not 1 <= step <= 100 for step in steps):
+            raise ValueError("every step is a percent from 1 to 100")
+        if any(later <= earlier for earlier, later in zip(steps, steps[1:], strict=False)):
+            raise ValueError(f"steps must increase, got {steps}")
+        if steps[-1] != 100:
+            raise ValueError(f"the last step must be 100 (all requests), got {steps[-1]}")
+        return steps
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_is_a_duration(cls, interval: str) -> str:
+        duration_s(interval)
+        return interval
+
+    @property
+    def interval_s(self) -> float:
+        """The interval in seconds."""
+        return duration_s(self.interval)
+
+
 class Policy(Strict):
     """The effective policy of a feature, after defaults are merged."""
 
@@ -67,6 +119,7 @@ class Policy(Strict):
     degraded_message: str = Field(min_length=1)
     tags: list[str] = Field(default_factory=list)
     kind: Literal["chat"] = "chat"
+    rollout: RolloutPlan | None = None
 
     @field_validator("models", mode="before")
     @classmethod
