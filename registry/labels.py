@@ -98,6 +98,11 @@ def retire(
     """Retire or un-retire a feature, audited on `label`; nothing happens when unchanged."""
     if feature.retired == retired:
         return
+    if retired:
+        from registry.rollouts import machine
+
+        for active in crud.active_rollouts_of(session=session, feature=feature):
+            machine.supersede(session, active, reason="the feature was retired")
     at = utcnow()
     crud.mark_retired(session=session, feature=feature, retired=retired, at=at)
     resolved = crud.resolve_label(session=session, feature=feature, name=label)
@@ -202,6 +207,15 @@ def rollback(
     if current is None:
         raise NotFound(f"feature {name!r} has no version labelled {label!r}")
     now = crud.version_by_id(session=session, version_id=current.version_id)
+    active = crud.active_rollout(session=session, feature=feature, label=label, for_update=True)
+    if active is not None:
+        # A rollback during a rollout aborts it: the label stays on stable, pinned (SPEC §10).
+        from registry.rollouts import machine
+
+        why = f"rollback by {actor}" + (f": {reason}" if reason else "")
+        machine.abort(session, active, actor=actor, reason=why)
+        if to_version is None:
+            return LabelMove(name, label, now.version, now.version, True)
     target_number = to_version
     if target_number is None:
         target_number = _previous_target(session, feature, label, now.version)
@@ -241,6 +255,16 @@ def promote(
         if current
         else None
     )
+    active = crud.active_rollout(session=session, feature=feature, label=label, for_update=True)
+    if active is not None:
+        # Promoting the candidate completes the rollout; promoting anything else ends it.
+        from registry.rollouts import machine
+
+        why = f"promoted to v{target.version} by {actor}" + (f": {reason}" if reason else "")
+        if active.candidate_version_id == target.id:
+            machine.complete(session, active, actor=actor, reason=why)
+            return LabelMove(name, label, before, target.version, False)
+        machine.supersede(session, active, reason=why)
     move(
         session, feature, label, target, pinned=False, action="promote", actor=actor, reason=reason
     )

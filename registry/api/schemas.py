@@ -209,6 +209,7 @@ class SyncOut(BaseModel):
     retired: list[str]
     unretired: list[str]
     pinned_skipped: list[str]
+    rollouts_started: list[str]
     rewritten_history: bool
     errors: list[dict[str, Any]]
     ok: bool

@@ -122,6 +122,10 @@ def _print(s: SyncSummary) -> None:
         console.print(f"retired {name} (policy deleted)")
     for name in s.unretired:
         console.print(f"restored {name} (policy back)")
+    for name in s.rollouts_started:
+        console.print(
+            f"{name}: {s.label} is rolling out the new version (promptreg rollout status)"
+        )
     for name in s.pinned_skipped:
         console.print(f"{name}: {s.label} is pinned (rolled back); new version recorded, not live")
     for err in s.errors:

@@ -1,9 +1,14 @@
-"""Applying a sync's versions: every un-pinned feature's label moves to its newest version.
+"""Applying a sync's versions: every un-pinned feature's label moves to its newest version,
+or, when the new version's policy has a `rollout` section, starts a guarded rollout to it.
 
-Moves go through `registry.labels.move` (audited as `sync`). A pinned label (after a
-rollback) stays where it is; the feature is reported in `pinned_skipped` when a newer
-version is waiting. Un-pinned labels of features this run did not load but that lag
-behind their newest version (after a promote to an older one, say) follow too.
+Moves go through `registry.labels.move` (audited as `sync`), rollouts through
+`registry.rollouts.machine`. A pinned label (after a rollback or an abort) stays where it
+is; the feature is reported in `pinned_skipped` when a newer version is waiting. A
+feature's first version, and a change to the `rollout` section alone, move at once. A
+newer version during a rollout supersedes it with a new rollout from the same stable
+version; a tip that is the stable version again ends it. Un-pinned labels of features this
+run did not load but that lag behind their newest version (after a promote to an older
+one, say) follow too, unless a rollout is taking them there.
 """
 
 from __future__ import annotations
@@ -11,33 +16,23 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from registry import labels
+from registry.definitions.content import VersionContent
+from registry.rollouts import machine
 from registry.store import crud
-from registry.store.models import Feature, Version
+from registry.store.models import Feature, Label, Version
 from registry.sync.summary import SyncSummary
 from registry.sync.versions import Versions
 
 
 def publish(session: Session, versions: Versions, actor: str) -> None:
-    """Move the summary's label for every feature whose newest version it does not serve."""
+    """Bring the summary's label to every feature's newest version, directly or by rollout."""
     summary = versions.summary
-
-    def point(feature: Feature, version: Version) -> None:
-        moved = labels.move(
-            session,
-            feature,
-            summary.label,
-            version,
-            pinned=False,
-            action="sync",
-            actor=actor,
-            reason=f"sync {summary.ref}@{summary.to_commit[:12]}",
-        )
-        if moved is not None:
-            summary.labels_moved += 1
-
+    reason = f"sync {summary.ref}@{summary.to_commit[:12]}"
     for lagging, newest in crud.labels_behind_newest(session=session, label=summary.label):
-        if lagging.name not in versions.touched:
-            point(lagging, newest)
+        if lagging.name in versions.touched:
+            continue
+        if crud.active_rollout(session=session, feature=lagging, label=summary.label) is None:
+            _point(session, summary, lagging, newest, actor, reason)
     for name in sorted(versions.touched & set(versions.hashes)):
         feature = versions.features.get(name)
         if feature is None or feature.retired:
@@ -48,12 +43,79 @@ def publish(session: Session, versions: Versions, actor: str) -> None:
         target = crud.find_version_by_hash(
             session=session, feature=feature, content_hash=versions.hashes[name]
         )
-        if target is None or (label is not None and label.version_id == target.id):
+        if target is None:
+            continue
+        active = crud.active_rollout(
+            session=session, feature=feature, label=summary.label, for_update=True
+        )
+        if label is not None and label.version_id == target.id:
+            if active is not None:  # the tip went back to the stable version: stop rolling out
+                machine.supersede(session, active, reason=f"{reason} is v{target.version} again")
             continue
         if label is not None and label.pinned:
             summary.pinned_skipped.append(name)
             continue
-        point(feature, target)
+        if active is not None and active.candidate_version_id == target.id:
+            continue  # already rolling out
+        if label is not None and _rolls_out(session, label, target):
+            stable = crud.version_by_id(session=session, version_id=label.version_id)
+            plan = machine.plan_of(VersionContent.from_json(target.content).policy)
+            assert plan is not None
+            machine.start(
+                session,
+                feature,
+                summary.label,
+                stable=stable,
+                candidate=target,
+                plan=plan,
+                actor=actor,
+                reason=reason,
+            )
+            summary.rollouts_started.append(name)
+            continue
+        if active is not None:
+            machine.supersede(session, active, reason=f"{reason} moved the label at once")
+        _point(session, summary, feature, target, actor, reason)
+
+
+def _rolls_out(session: Session, label: Label, target: Version) -> bool:
+    """True when moving `label` to `target` should be a rollout: the target's policy has a
+    `rollout` section and something besides that section changed."""
+    new = VersionContent.from_json(target.content)
+    if new.policy.get("rollout") is None:
+        return False
+    old = VersionContent.from_json(
+        crud.version_by_id(session=session, version_id=label.version_id).content
+    )
+
+    def without_plan(content: VersionContent) -> dict[str, object]:
+        data = content.as_dict()
+        data["policy"] = {k: v for k, v in content.policy.items() if k != "rollout"}
+        return data
+
+    return without_plan(old) != without_plan(new)
+
+
+def _point(
+    session: Session,
+    summary: SyncSummary,
+    feature: Feature,
+    version: Version,
+    actor: str,
+    reason: str,
+) -> None:
+    moved = labels.move(
+        session,
+        feature,
+        summary.label,
+        version,
+        pinned=False,
+        action="sync",
+        actor=actor,
+        reason=reason,
+    )
+    if moved is not None:
+        summary.labels_moved += 1
 
 
 def finish(session: Session, summary: SyncSummary, versions: Versions) -> SyncSummary:

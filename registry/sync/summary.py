@@ -26,6 +26,7 @@ class SyncSummary:
     errors: list[dict[str, Any]] = field(default_factory=list)
     rewritten: bool = False
     pinned_skipped: list[str] = field(default_factory=list)
+    rollouts_started: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -46,6 +47,7 @@ class SyncSummary:
             "retired": self.retired,
             "unretired": self.unretired,
             "pinned_skipped": self.pinned_skipped,
+            "rollouts_started": self.rollouts_started,
             "rewritten_history": self.rewritten,
             "errors": self.errors,
             "ok": self.ok,

@@ -26,6 +26,17 @@ from registry.store.crud.labels import (
     resolve_label,
     write_label,
 )
+from registry.store.crud.rollouts import (
+    active_rollout,
+    active_rollouts,
+    active_rollouts_of,
+    add_rollout,
+    append_decision,
+    latest_rollout,
+    latest_rollouts,
+    rollout_public,
+    save_rollout,
+)
 from registry.store.crud.sync import (
     add_sync_error,
     features_with_errors,
@@ -61,6 +72,15 @@ from registry.store.crud.versions import (
 )
 
 __all__ = [
+    "active_rollouts_of",
+    "save_rollout",
+    "rollout_public",
+    "latest_rollouts",
+    "latest_rollout",
+    "append_decision",
+    "add_rollout",
+    "active_rollouts",
+    "active_rollout",
     "MOVES",
     "TOKEN_PREFIX",
     "add_audit",

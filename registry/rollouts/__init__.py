@@ -1,0 +1,12 @@
+"""Guarded rollouts (SPEC §10): a new version reaches a label's users a slice at a time,
+and is taken back by itself when it does worse than the version it replaces.
+
+    arms.py        which arm a request gets: a stable hash of (feature, key), or random
+    machine.py     the state machine: start, step, pause, resume, abort, complete, supersede,
+                   moving labels only through `registry.labels.move`
+    guards.py      the statistics: both arms compared in the same window, sequentially
+    controller.py  the loop inside `serve` that decides at the end of each interval
+    simulate.py    synthetic traffic through the same guards, to choose thresholds
+
+This package's `__init__` imports nothing: the client library imports `arms` alone.
+"""

@@ -1,0 +1,119 @@
+"""Rollouts: the active one of a label, the latest of a feature, the running ones."""
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from registry.store.models import (
+    ACTIVE_STATES,
+    Feature,
+    Rollout,
+    RolloutPublic,
+    Version,
+)
+from registry.store.models import pk as _pk
+
+
+def active_rollout(
+    *, session: Session, feature: Feature, label: str, for_update: bool = False
+) -> Rollout | None:
+    """The running or paused rollout on the feature's label, or None."""
+    stmt = (
+        select(Rollout)
+        .where(Rollout.feature_id == _pk(feature), Rollout.label == label)
+        .where(col(Rollout.state).in_(ACTIVE_STATES))
+        .order_by(col(Rollout.id).desc())
+        .limit(1)
+    )
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return session.exec(stmt).first()
+
+
+def latest_rollout(
+    *, session: Session, feature: Feature, label: str | None = None
+) -> Rollout | None:
+    """The feature's newest rollout (on `label`, when given), finished or not."""
+    stmt = select(Rollout).where(Rollout.feature_id == _pk(feature))
+    if label is not None:
+        stmt = stmt.where(Rollout.label == label)
+    return session.exec(stmt.order_by(col(Rollout.id).desc()).limit(1)).first()
+
+
+def active_rollouts(*, session: Session, label: str | None = None) -> list[Rollout]:
+    """Every running or paused rollout (of one label, when given), oldest first."""
+    stmt = select(Rollout).where(col(Rollout.state).in_(ACTIVE_STATES))
+    if label is not None:
+        stmt = stmt.where(Rollout.label == label)
+    return list(session.exec(stmt.order_by(col(Rollout.id))).all())
+
+
+def latest_rollouts(*, session: Session, label: str | None = None) -> list[Rollout]:
+    """Each feature's newest rollout (per label), by feature id."""
+    stmt = select(Rollout)
+    if label is not None:
+        stmt = stmt.where(Rollout.label == label)
+    newest: dict[tuple[int, str], Rollout] = {}
+    for row in session.exec(stmt.order_by(col(Rollout.id))).all():
+        newest[(row.feature_id, row.label)] = row
+    return sorted(newest.values(), key=lambda r: (r.feature_id, r.label))
+
+
+def active_rollouts_of(*, session: Session, feature: Feature) -> list[Rollout]:
+    """The feature's running or paused rollouts, on any label."""
+    stmt = (
+        select(Rollout)
+        .where(Rollout.feature_id == _pk(feature))
+        .where(col(Rollout.state).in_(ACTIVE_STATES))
+    )
+    return list(session.exec(stmt).all())
+
+
+def add_rollout(*, session: Session, rollout: Rollout) -> Rollout:
+    """Store a new rollout."""
+    session.add(rollout)
+    session.flush()
+    return rollout
+
+
+def save_rollout(*, session: Session, rollout: Rollout) -> Rollout:
+    """Write a rollout's changed fields."""
+    session.add(rollout)
+    session.flush()
+    return rollout
+
+
+def append_decision(rollout: Rollout, decision: dict[str, Any], at: datetime) -> None:
+    """Add one decision record to the rollout's history (caller saves)."""
+    history = json.loads(rollout.decisions)
+    history.append({"at": at.isoformat(), **decision})
+    rollout.decisions = json.dumps(history, separators=(",", ":"), default=str)
+    rollout.decided_at = at
+
+
+def rollout_public(*, session: Session, rollout: Rollout) -> RolloutPublic:
+    """A rollout as the API shows it: version numbers, parsed plan and history."""
+    feature = session.get_one(Feature, rollout.feature_id)
+    stable = session.get_one(Version, rollout.stable_version_id)
+    candidate = session.get_one(Version, rollout.candidate_version_id)
+    return RolloutPublic(
+        feature=feature.name,
+        label=rollout.label,
+        state=rollout.state,
+        step=rollout.step,
+        percent=rollout.percent,
+        interval_s=rollout.interval_s,
+        min_requests=rollout.min_requests,
+        reason=rollout.reason,
+        actor=rollout.actor,
+        candidate=candidate.version,
+        stable=stable.version,
+        steps=json.loads(rollout.steps),
+        guards=json.loads(rollout.guards),
+        started_at=rollout.started_at,
+        step_started_at=rollout.step_started_at,
+        decided_at=rollout.decided_at,
+        decisions=json.loads(rollout.decisions),
+    )
