@@ -1,4 +1,4 @@
-"""Shared fixtures: hermetic state paths, and a database per test (SQLite, and PostgreSQL in CI)."""
+"""Shared fixtures: hermetic state paths, a database per test (SQLite, PostgreSQL), the CLI."""
 
 import os
 import uuid
@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
+from support.cli import track_cli_engines
 
 from registry.store.db import make_engine, migrate
 
@@ -62,3 +63,14 @@ def session(engine: Engine) -> Iterator[Session]:
     """A session on the migrated database; the test decides when to commit."""
     with Session(engine) as session:
         yield session
+
+
+@pytest.fixture
+def cli_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
+    """The engines in-process database-mode CLI commands open, disposed afterwards."""
+    # The CLI never disposes its engine (its process ends instead); in-process, a pooled
+    # PostgreSQL connection would otherwise be garbage-collected open, a ResourceWarning.
+    opened = track_cli_engines(monkeypatch)
+    yield opened
+    for engine in opened:
+        engine.dispose()

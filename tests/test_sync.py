@@ -1,7 +1,7 @@
 """`registry.sync`: git history into versions and labels (SPEC §2, §3), on SQLite and PostgreSQL.
 
-Every test builds a real repository with `GitRepoBuilder` and syncs it into the
-parametrised `engine` (a new SQLite file, or a new PostgreSQL database in CI). The
+Every test builds a real repository with `support.git.GitRepo` and syncs it into the
+parametrised `engine` (a new SQLite file, or a new PostgreSQL database). The
 process-level promises (exit codes, two syncs at once, a sync killed half-way) run the
 real command line, in-process through `main()` or as child processes.
 """
@@ -17,22 +17,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from git_helpers import (
-    AUTHOR,
-    GitRepoBuilder,
-    cli,
-    feature_files,
-    policy,
-    prompt,
-    track_cli_engines,
-)
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel, col, select
+from support.cli import cli
+from support.features import feature_files, policy, prompt
+from support.git import AUTHOR, GitRepo
 
 from registry import labels
 from registry.errors import Retired
@@ -43,22 +36,17 @@ from registry.sync import SyncSummary, sync_ref
 TONE = "prompts/partials/tone.jinja"
 
 
-@pytest.fixture(autouse=True)
-def cli_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
-    """Engines the CLI opened in this test, closed afterwards (should it leave any open)."""
-    opened = track_cli_engines(monkeypatch)
-    yield opened
-    for engine in opened:
-        engine.dispose()
+# Engines the CLI opens in a test are closed afterwards (should it leave any open).
+pytestmark = pytest.mark.usefixtures("cli_engines")
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> GitRepoBuilder:
+def repo(tmp_path: Path) -> GitRepo:
     """An empty repository on branch main."""
-    return GitRepoBuilder(tmp_path / "repo")
+    return GitRepo(tmp_path / "repo")
 
 
-def sync(engine: Engine, repo: GitRepoBuilder | str, tmp_path: Path, **kw: Any) -> SyncSummary:
+def sync(engine: Engine, repo: GitRepo | str, tmp_path: Path, **kw: Any) -> SyncSummary:
     """Sync `main` of the repository into `production`."""
     kw.setdefault("ref", "main")
     return sync_ref(engine, repo=str(repo), label="production", cache_dir=tmp_path / "cache", **kw)
@@ -154,7 +142,7 @@ def test_first_sync_walks_first_parent_history_oldest_first(engine, repo, tmp_pa
         assert json.loads(version.content)["policy"]["max_output_tokens"] == 400
 
 
-def _content_history(repo: GitRepoBuilder) -> list[tuple[str, dict[str, str | None]]]:
+def _content_history(repo: GitRepo) -> list[tuple[str, dict[str, str | None]]]:
     """Commits and, per commit, how many versions each feature must gain from it."""
     c1 = {
         **feature_files("a.x", include="partials/tone.jinja"),
@@ -459,7 +447,7 @@ def test_renamed_policy_retires_the_old_name_and_a_deleted_one_comes_back(
 # -- processes --------------------------------------------------------------------------
 
 
-def _long_history(repo: GitRepoBuilder, features: int, commits: int) -> str:
+def _long_history(repo: GitRepo, features: int, commits: int) -> str:
     files: dict[str, str | bytes | None] = {}
     for i in range(features):
         files.update(feature_files(f"f{i}", 100))
@@ -505,7 +493,7 @@ def test_two_syncs_at_once_are_serialised(engine, repo, tmp_path):
     assert counts(engine)["versions"] == 160
 
 
-def _reference_versions(repo: GitRepoBuilder, tmp_path: Path) -> list[tuple[Any, ...]]:
+def _reference_versions(repo: GitRepo, tmp_path: Path) -> list[tuple[Any, ...]]:
     """(feature, version, hash, commit) of one uninterrupted sync into a fresh SQLite file."""
     url = f"sqlite:///{tmp_path / 'reference.db'}"
     migrate(url)

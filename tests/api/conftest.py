@@ -8,7 +8,6 @@ PROMPTREG_TEST_POSTGRES_URL is set — PostgreSQL.
 - `registry` / `app` / `client`: a fresh registry per test, for tests that change it.
 - `shared_registry` / `shared_client`: one registry per module and database, for tests
   that only read (it keeps the suite fast; a test that moves a label must not use it).
-- `cli_engines`: disposes the engines that in-process database-mode CLI commands open.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from registry.api.app import create_app
-from registry.cli import backend as cli_backend
 from registry.store.db import make_engine, migrate
 
 from .harness import POLL_S, Registry, new_registry
@@ -102,25 +100,3 @@ def shared_client(shared_registry: Registry) -> Iterator[TestClient]:
             yield client
     finally:
         app.state.engine.dispose()
-
-
-# -- in-process CLI ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
-    """Record the engines database-mode CLI commands open, and dispose them afterwards."""
-    # The CLI never disposes its engine (its process ends instead); in-process, a pooled
-    # PostgreSQL connection would otherwise be garbage-collected open, a ResourceWarning.
-    opened: list[Engine] = []
-    original = cli_backend.ensure_database
-
-    def recording(url: str) -> Engine:
-        engine = original(url)
-        opened.append(engine)
-        return engine
-
-    monkeypatch.setattr(cli_backend, "ensure_database", recording)
-    yield opened
-    for engine in opened:
-        engine.dispose()

@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from support.server import replicas
 
-from .harness import Registry, replicas
+from .harness import Registry
 
 REPLY = "/v1/features/support.reply"
 LIMIT_S = 1.0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from client_fakes import FakeCollector, FakeProvider, answer, cut, fail, slow, wait_for
+from client_fakes import FakeCollector, FakeProvider, answer, cut, fail, slow
+from support.wait import wait_for
 
 from registry.client import Backoff, Reply, Usage
 from registry.errors import InputError
@@ -183,7 +184,7 @@ def test_missing_usage_records_the_estimate_never_zero(
 
     assert result.usage.estimated
     assert result.usage.input_tokens > 20 and 7 <= result.usage.output_tokens <= 10
-    wait_for(lambda: collector.events, what="the usage event")
+    wait_for(lambda: collector.events, 10, "the usage event")
     [event] = collector.events
     assert event["input_tokens"] == result.usage.input_tokens
     assert event["estimated_input_tokens"] == result.usage.input_tokens
