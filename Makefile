@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/promptreg demo
 
+# SQLite and PostgreSQL: the suite starts a throwaway PostgreSQL where the server is
+# installed (or uses PROMPTREG_TEST_POSTGRES_URL), and skips that half, saying so, elsewhere.
 test: $(STAMP)
 	$(BIN)/python -m pytest
 

@@ -4,6 +4,7 @@
 - `support.server`: `AppServer` (uvicorn in a thread) and `ServeProcess` (`promptreg
   serve` in a child process, `replicas` of it), ready when /healthz answers.
 - `support.wait`: `wait_for(condition, timeout_s, what)`, polling with a deadline.
+- `support.postgres`: a throwaway PostgreSQL cluster and a fresh database per test.
 - `support.cli`: `promptreg` run in-process as the installed script runs it.
 - `support.features`: valid policy and prompt files for a feature.
 
