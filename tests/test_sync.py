@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import re
-import selectors
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -518,50 +514,60 @@ def _versions(engine: Engine) -> list[tuple[Any, ...]]:
         ]
 
 
+# `promptreg sync` as installed, but its progress callback reports on stdout and, at the
+# half-way commit, waits for a line on stdin: the test kills it there, inside its
+# transaction, whatever the speed of the machine.
+SYNC_PAUSED_HALF_WAY = """
+import sys
+from registry.cli import main
+from registry.cli import sync as command
+
+real_sync_ref = command.sync_ref
+
+
+def sync_ref(*args, progress, **kwargs):
+    def report(done, total, sha):
+        progress(done, total, sha)
+        if done == total // 2:
+            print(f"applied {done}/{total}", flush=True)
+            sys.stdin.readline()
+
+    return real_sync_ref(*args, progress=report, **kwargs)
+
+
+command.sync_ref = sync_ref
+sys.argv = ["promptreg", *sys.argv[1:]]
+main()
+"""
+
+
 def test_sync_killed_half_way_leaves_the_database_as_before(engine, repo, tmp_path):
     repo.commit("start", {**feature_files("f0", 100), **feature_files("f1", 100)})
     assert sync(engine, repo, tmp_path).ok
     before = dump(engine)
     _long_history(repo, features=20, commits=300)
 
-    # A terminal on stderr makes the command draw its progress bar ("N/M"): proof that the
-    # sync is inside its transaction, applying commits, when it is killed.
-    leader, follower = pty.openpty()
-    env = {**child_env(tmp_path), "TERM": "xterm", "COLUMNS": "120"}
     child = subprocess.Popen(
-        _promptreg(
-            "sync", "--repo", str(repo), "--ref", "main", "--database-url", db_url_of(engine)
-        ),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
+        [sys.executable, "-c", SYNC_PAUSED_HALF_WAY, "sync", "--repo", str(repo), "--ref", "main"]
+        + ["--database-url", db_url_of(engine)],
+        env=child_env(tmp_path),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    os.close(follower)
-    seen = b""
-    done = 0
-    watch = selectors.DefaultSelector()
-    watch.register(leader, selectors.EVENT_READ)
-    deadline = time.monotonic() + 60
     try:
-        while done < 30 and time.monotonic() < deadline and child.poll() is None:
-            if watch.select(timeout=0.2):
-                try:
-                    seen += os.read(leader, 65536)
-                except OSError:
-                    break
-                found = re.findall(rb"(\d+)/301", seen[-4096:])
-                done = int(found[-1]) if found else 0
-        assert child.poll() is None, f"the sync ended before it could be killed: {seen[-500:]!r}"
-        assert done >= 30, f"no progress seen: {seen[-500:]!r}"
+        assert child.stdout is not None
+        reported = child.stdout.readline()  # its transaction holds 150 commits' work
+        if not reported.startswith(b"applied 150/301"):
+            child.kill()
+            _, err = child.communicate()
+            raise AssertionError(f"no progress reported: {reported!r}; stderr:\n{err.decode()}")
         child.send_signal(signal.SIGKILL)
         assert child.wait(timeout=30) == -signal.SIGKILL
     finally:
         if child.poll() is None:
             child.kill()
-            child.wait()
-        watch.close()
-        os.close(leader)
+        child.communicate()
 
     assert dump(engine) == before  # not one row of the half-done sync
 
