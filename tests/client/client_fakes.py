@@ -222,7 +222,8 @@ class FakeProvider(_Base):
                     handler.wfile.write(b"0\r\n\r\n")
                     handler.wfile.flush()
                     return
-                time.sleep(0.05)  # let the client read what was sent, then drop the line
+                # Drop the line: shutdown sends FIN after the chunks already written, so
+                # the client reads them all, then meets the end of a body that is not done.
                 handler.connection.shutdown(socket.SHUT_RDWR)
                 handler.close_connection = True
                 return

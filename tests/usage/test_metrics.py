@@ -4,7 +4,6 @@ server processes sharing their counters through PROMETHEUS_MULTIPROC_DIR."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 from support.server import ServeProcess
+from support.wait import wait_for
 from usage_helpers import event, make_token
 
 from registry.usage import metrics
@@ -142,20 +142,26 @@ def test_two_worker_processes_report_the_same_totals(synced: Engine, tmp_path):
     with server:
         headers = {"Authorization": f"Bearer {make_token(synced)}"}
         posted, batch = 0, 0
-        # The second worker may still be starting (it warms the catalog first): post, each
-        # on a new connection, until both workers have counted something, 60 s at most.
-        deadline = time.monotonic() + 60
-        pids: set[str] = set()
-        while len(pids) < 2 or batch < 60:
-            assert time.monotonic() < deadline, f"one worker took every request: {pids}"
-            answer = httpx.post(
+
+        def post_batch() -> None:
+            nonlocal posted, batch
+            answer = httpx.post(  # each on a new connection
                 f"{server.url}/v1/usage",
                 json={"events": [event(id=f"w{batch}-{i}") for i in range(5)]},
                 headers=headers,
             ).json()
             posted += answer["accepted"]
             batch += 1
-            pids = {p.name for p in folder.glob("counter_*.db")}
+
+        def both_workers_counted() -> bool:
+            post_batch()
+            return len(list(folder.glob("counter_*.db"))) >= 2
+
+        for _ in range(60):
+            post_batch()
+        # The second worker may still be starting (it warms the catalog first): post until
+        # both workers have counted something.
+        wait_for(both_workers_counted, 60, "both workers to count usage (one took every request)")
         assert posted == 5 * batch
         for _ in range(10):
             text = httpx.get(f"{server.url}/metrics").text
