@@ -457,6 +457,7 @@ def _promptreg(*args: str) -> list[str]:
     return [sys.executable, "-m", "registry", *args]
 
 
+@pytest.mark.slow
 def test_two_syncs_at_once_are_serialised(engine, repo, tmp_path):
     _long_history(repo, features=10, commits=150)
     url = db_url_of(engine)
@@ -541,6 +542,7 @@ main()
 """
 
 
+@pytest.mark.slow
 def test_sync_killed_half_way_leaves_the_database_as_before(engine, repo, tmp_path):
     repo.commit("start", {**feature_files("f0", 100), **feature_files("f1", 100)})
     assert sync(engine, repo, tmp_path).ok

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 from support.server import replicas
 from support.wait import wait_for
 
@@ -30,6 +31,7 @@ def serves(client: httpx.Client, base: str, expected: str, what: str) -> None:
     wait_for(lambda: etag_of(client, base) == expected, SERVED_WITHIN_S, what)
 
 
+@pytest.mark.slow
 def test_a_label_move_through_one_replica_is_served_by_the_other(
     registry: Registry, tmp_path: Path
 ):

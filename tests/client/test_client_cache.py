@@ -123,6 +123,7 @@ def test_export_from_the_server_and_from_the_database_agree(live_registry, db_ur
     }
 
 
+@pytest.mark.slow
 def test_fresh_process_with_only_a_snapshot_and_the_registry_down(
     live_registry, provider, tmp_path
 ):

@@ -89,6 +89,7 @@ def test_a_missing_input_is_the_callers_bug_and_raises(make_registry, provider, 
     assert provider.requests == []
 
 
+@pytest.mark.slow
 def test_too_slow_times_out_and_falls_back(make_registry, provider, call):
     provider.script("fake-a", slow(5))
     started = time.monotonic()

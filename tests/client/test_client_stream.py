@@ -116,6 +116,7 @@ def test_async_run_falls_back_through_the_async_sdk(snapshot_file, provider):
     assert provider.models_called() == ["fake-a", "fake-a", "fake-b"]
 
 
+@pytest.mark.slow
 def test_async_timeouts_are_enforced_even_when_the_call_ignores_them(snapshot_file):
     async def sleepy(model, messages, params, max_output_tokens, stream, timeout):
         if model == "fake-a":

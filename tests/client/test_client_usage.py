@@ -102,6 +102,7 @@ def _run_and_exit(url, token, snapshot, provider, tmp_path):
     assert done.stdout.strip() == "done"
 
 
+@pytest.mark.slow
 def test_usage_events_arrive_at_the_server_after_a_normal_exit(live_registry, provider, tmp_path):
     _run_and_exit(live_registry.url, live_registry.token, "-", provider.base_url, tmp_path)
     headers = {"Authorization": f"Bearer {live_registry.token}"}

@@ -130,6 +130,7 @@ def test_prepare_processes_makes_and_empties_the_folder(tmp_path, monkeypatch):
     assert own.is_dir()
 
 
+@pytest.mark.slow
 def test_two_worker_processes_report_the_same_totals(synced: Engine, tmp_path):
     folder = tmp_path / "prom"
     folder.mkdir()
