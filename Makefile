@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run test test-fast lint fmt bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,14 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/promptreg demo
 
+# SQLite and PostgreSQL: the suite starts a throwaway PostgreSQL where the server is
+# installed (or uses PROMPTREG_TEST_POSTGRES_URL), and skips that half, saying so, elsewhere.
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# the same without the tests marked slow (child processes, several servers, long histories)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check registry tests bench

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from git_helpers import GitRepoBuilder, cli, feature_files, policy, track_cli_engines
 from sqlalchemy import Engine
 from sqlmodel import SQLModel
+from support.cli import cli
+from support.features import feature_files, policy
+from support.git import GitRepo
 
 from registry import labels
 from registry.errors import Conflict, NotFound, Retired
@@ -29,20 +30,15 @@ from registry.sync import SyncSummary, sync_ref
 SYNC_ACTOR = "ci-bot"
 
 
-@pytest.fixture(autouse=True)
-def cli_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
-    """Engines the CLI opened in this test, closed afterwards (should it leave any open)."""
-    opened = track_cli_engines(monkeypatch)
-    yield opened
-    for engine in opened:
-        engine.dispose()
+# Engines the CLI opens in a test are closed afterwards (should it leave any open).
+pytestmark = pytest.mark.usefixtures("cli_engines")
 
 
 @dataclass
 class Synced:
     """The repository, its commits by name, and the database it was synced into."""
 
-    repo: GitRepoBuilder
+    repo: GitRepo
     engine: Engine
     tmp_path: Path
     commits: dict[str, str]
@@ -69,7 +65,7 @@ class Synced:
 @pytest.fixture
 def synced(engine: Engine, tmp_path: Path) -> Synced:
     """a.x at v3 (label moved 1 → 2 → 3), b.y at v1, c.z retired; one sync per commit."""
-    state = Synced(GitRepoBuilder(tmp_path / "repo"), engine, tmp_path, {})
+    state = Synced(GitRepo(tmp_path / "repo"), engine, tmp_path, {})
     state.commit(
         "c1", {**feature_files("a.x", 100), **feature_files("b.y"), **feature_files("c.z")}
     )
@@ -302,7 +298,7 @@ def test_cli_rollback_and_promote_record_the_os_user_and_reason(synced):
 @pytest.fixture
 def four(engine: Engine, tmp_path: Path) -> Synced:
     """p, q, r from c1; p and q change in c2; q changes and s appears in c3."""
-    state = Synced(GitRepoBuilder(tmp_path / "repo"), engine, tmp_path, {})
+    state = Synced(GitRepo(tmp_path / "repo"), engine, tmp_path, {})
     state.commit("c1", {**feature_files("p", 100), **feature_files("q", 100), **feature_files("r")})
     state.sync()
     state.commit("c2", {"policies/p.yaml": policy(200), "policies/q.yaml": policy(200)})

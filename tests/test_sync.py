@@ -1,7 +1,7 @@
 """`registry.sync`: git history into versions and labels (SPEC §2, §3), on SQLite and PostgreSQL.
 
-Every test builds a real repository with `GitRepoBuilder` and syncs it into the
-parametrised `engine` (a new SQLite file, or a new PostgreSQL database in CI). The
+Every test builds a real repository with `support.git.GitRepo` and syncs it into the
+parametrised `engine` (a new SQLite file, or a new PostgreSQL database). The
 process-level promises (exit codes, two syncs at once, a sync killed half-way) run the
 real command line, in-process through `main()` or as child processes.
 """
@@ -10,29 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import re
-import selectors
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from git_helpers import (
-    AUTHOR,
-    GitRepoBuilder,
-    cli,
-    feature_files,
-    policy,
-    prompt,
-    track_cli_engines,
-)
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel, col, select
+from support.cli import cli
+from support.features import feature_files, policy, prompt
+from support.git import AUTHOR, GitRepo
 
 from registry import labels
 from registry.errors import Retired
@@ -43,22 +32,17 @@ from registry.sync import SyncSummary, sync_ref
 TONE = "prompts/partials/tone.jinja"
 
 
-@pytest.fixture(autouse=True)
-def cli_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
-    """Engines the CLI opened in this test, closed afterwards (should it leave any open)."""
-    opened = track_cli_engines(monkeypatch)
-    yield opened
-    for engine in opened:
-        engine.dispose()
+# Engines the CLI opens in a test are closed afterwards (should it leave any open).
+pytestmark = pytest.mark.usefixtures("cli_engines")
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> GitRepoBuilder:
+def repo(tmp_path: Path) -> GitRepo:
     """An empty repository on branch main."""
-    return GitRepoBuilder(tmp_path / "repo")
+    return GitRepo(tmp_path / "repo")
 
 
-def sync(engine: Engine, repo: GitRepoBuilder | str, tmp_path: Path, **kw: Any) -> SyncSummary:
+def sync(engine: Engine, repo: GitRepo | str, tmp_path: Path, **kw: Any) -> SyncSummary:
     """Sync `main` of the repository into `production`."""
     kw.setdefault("ref", "main")
     return sync_ref(engine, repo=str(repo), label="production", cache_dir=tmp_path / "cache", **kw)
@@ -155,7 +139,7 @@ def test_first_sync_walks_first_parent_history_oldest_first(engine, repo, tmp_pa
         assert json.loads(version.content)["policy"]["max_output_tokens"] == 400
 
 
-def _content_history(repo: GitRepoBuilder) -> list[tuple[str, dict[str, str | None]]]:
+def _content_history(repo: GitRepo) -> list[tuple[str, dict[str, str | None]]]:
     """Commits and, per commit, how many versions each feature must gain from it."""
     c1 = {
         **feature_files("a.x", include="partials/tone.jinja"),
@@ -460,7 +444,7 @@ def test_renamed_policy_retires_the_old_name_and_a_deleted_one_comes_back(
 # -- processes --------------------------------------------------------------------------
 
 
-def _long_history(repo: GitRepoBuilder, features: int, commits: int) -> str:
+def _long_history(repo: GitRepo, features: int, commits: int) -> str:
     files: dict[str, str | bytes | None] = {}
     for i in range(features):
         files.update(feature_files(f"f{i}", 100))
@@ -474,6 +458,7 @@ def _promptreg(*args: str) -> list[str]:
     return [sys.executable, "-m", "registry", *args]
 
 
+@pytest.mark.slow
 def test_two_syncs_at_once_are_serialised(engine, repo, tmp_path):
     _long_history(repo, features=10, commits=150)
     url = db_url_of(engine)
@@ -506,7 +491,7 @@ def test_two_syncs_at_once_are_serialised(engine, repo, tmp_path):
     assert counts(engine)["versions"] == 160
 
 
-def _reference_versions(repo: GitRepoBuilder, tmp_path: Path) -> list[tuple[Any, ...]]:
+def _reference_versions(repo: GitRepo, tmp_path: Path) -> list[tuple[Any, ...]]:
     """(feature, version, hash, commit) of one uninterrupted sync into a fresh SQLite file."""
     url = f"sqlite:///{tmp_path / 'reference.db'}"
     migrate(url)
@@ -531,50 +516,61 @@ def _versions(engine: Engine) -> list[tuple[Any, ...]]:
         ]
 
 
+# `promptreg sync` as installed, but its progress callback reports on stdout and, at the
+# half-way commit, waits for a line on stdin: the test kills it there, inside its
+# transaction, whatever the speed of the machine.
+SYNC_PAUSED_HALF_WAY = """
+import sys
+from registry.cli import main
+from registry.cli import sync as command
+
+real_sync_ref = command.sync_ref
+
+
+def sync_ref(*args, progress, **kwargs):
+    def report(done, total, sha):
+        progress(done, total, sha)
+        if done == total // 2:
+            print(f"applied {done}/{total}", flush=True)
+            sys.stdin.readline()
+
+    return real_sync_ref(*args, progress=report, **kwargs)
+
+
+command.sync_ref = sync_ref
+sys.argv = ["promptreg", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.slow
 def test_sync_killed_half_way_leaves_the_database_as_before(engine, repo, tmp_path):
     repo.commit("start", {**feature_files("f0", 100), **feature_files("f1", 100)})
     assert sync(engine, repo, tmp_path).ok
     before = dump(engine)
     _long_history(repo, features=20, commits=300)
 
-    # A terminal on stderr makes the command draw its progress bar ("N/M"): proof that the
-    # sync is inside its transaction, applying commits, when it is killed.
-    leader, follower = pty.openpty()
-    env = {**child_env(tmp_path), "TERM": "xterm", "COLUMNS": "120"}
     child = subprocess.Popen(
-        _promptreg(
-            "sync", "--repo", str(repo), "--ref", "main", "--database-url", db_url_of(engine)
-        ),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
+        [sys.executable, "-c", SYNC_PAUSED_HALF_WAY, "sync", "--repo", str(repo), "--ref", "main"]
+        + ["--database-url", db_url_of(engine)],
+        env=child_env(tmp_path),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    os.close(follower)
-    seen = b""
-    done = 0
-    watch = selectors.DefaultSelector()
-    watch.register(leader, selectors.EVENT_READ)
-    deadline = time.monotonic() + 60
     try:
-        while done < 30 and time.monotonic() < deadline and child.poll() is None:
-            if watch.select(timeout=0.2):
-                try:
-                    seen += os.read(leader, 65536)
-                except OSError:
-                    break
-                found = re.findall(rb"(\d+)/301", seen[-4096:])
-                done = int(found[-1]) if found else 0
-        assert child.poll() is None, f"the sync ended before it could be killed: {seen[-500:]!r}"
-        assert done >= 30, f"no progress seen: {seen[-500:]!r}"
+        assert child.stdout is not None
+        reported = child.stdout.readline()  # its transaction holds 150 commits' work
+        if not reported.startswith(b"applied 150/301"):
+            child.kill()
+            _, err = child.communicate()
+            raise AssertionError(f"no progress reported: {reported!r}; stderr:\n{err.decode()}")
         child.send_signal(signal.SIGKILL)
         assert child.wait(timeout=30) == -signal.SIGKILL
     finally:
         if child.poll() is None:
             child.kill()
-            child.wait()
-        watch.close()
-        os.close(leader)
+        child.communicate()
 
     assert dump(engine) == before  # not one row of the half-done sync
 

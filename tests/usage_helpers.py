@@ -1,4 +1,4 @@
-"""A small registry for usage, stats and checklist tests, and a live API server.
+"""A small registry for usage, stats and checklist tests, and the API over it.
 
 `build_registry` makes a real git repository with three features:
 
@@ -11,18 +11,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
-from git_helpers import GitRepoBuilder
 from sqlalchemy import Engine
+from support.git import GitRepo
 
 from registry.api.app import create_app
 from registry.config import Settings
@@ -90,16 +85,16 @@ def registry_files(support_system: str = "You draft support replies.") -> dict[s
     }
 
 
-def build_registry(path: Path) -> GitRepoBuilder:
+def build_registry(path: Path) -> GitRepo:
     """The test registry as a git repository: two commits (support.reply changes)."""
-    repo = GitRepoBuilder(path)
+    repo = GitRepo(path)
     repo.commit("Add three features", registry_files())
     longer = "You draft support replies. Always greet the customer by name and be concise."
     repo.commit("Lengthen support.reply", registry_files(longer))
     return repo
 
 
-def sync(engine: Engine, repo: GitRepoBuilder, cache: Path) -> None:
+def sync(engine: Engine, repo: GitRepo, cache: Path) -> None:
     """Sync the repository's main branch into `production`; fails on any error."""
     summary = sync_ref(engine, repo=str(repo.path), ref="main", label="production", cache_dir=cache)
     assert summary.ok, summary.errors
@@ -134,23 +129,3 @@ def event(**fields: Any) -> dict[str, Any]:
     }
     base.update(fields)
     return base
-
-
-@contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free local port in a thread; yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

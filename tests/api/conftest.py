@@ -2,36 +2,29 @@
 
 A registry here is the git repository `harness.build_registry` commits, synced into
 `production` after each commit (so the label moved 1 → 2 → 3 as merges came in), with an
-admin token named `oncall` and a reader token named `dashboard`, on SQLite and — when
-PROMPTREG_TEST_POSTGRES_URL is set — PostgreSQL.
+admin token named `oncall` and a reader token named `dashboard`, on SQLite and PostgreSQL
+(see the root conftest).
 
 - `registry` / `app` / `client`: a fresh registry per test, for tests that change it.
 - `shared_registry` / `shared_client`: one registry per module and database, for tests
   that only read (it keeps the suite fast; a test that moves a label must not use it).
-- `cli_engines`: disposes the engines that in-process database-mode CLI commands open.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
+from support.postgres import fresh_database
 
 from registry.api.app import create_app
-from registry.cli import database as cli_database
 from registry.store.db import make_engine, migrate
 
 from .harness import POLL_S, Registry, new_registry
-
-# Read at import, before the root conftest's autouse fixture clears PROMPTREG_* variables.
-POSTGRES_SERVER_URL = os.environ.get("PROMPTREG_TEST_POSTGRES_URL")
 
 
 @pytest.fixture
@@ -61,23 +54,15 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def shared_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+def shared_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """Like the root `db_url`, once per module."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('shared') / 'registry.db'}"
         return
-    if not POSTGRES_SERVER_URL:
-        pytest.skip("PostgreSQL tests skipped: set PROMPTREG_TEST_POSTGRES_URL (CI sets it)")
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    server = create_engine(POSTGRES_SERVER_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with server.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(POSTGRES_SERVER_URL).set(database=name).render_as_string(hide_password=False)
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        server.dispose()
+    with fresh_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -102,25 +87,3 @@ def shared_client(shared_registry: Registry) -> Iterator[TestClient]:
             yield client
     finally:
         app.state.engine.dispose()
-
-
-# -- in-process CLI ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
-    """Record the engines database-mode CLI commands open, and dispose them afterwards."""
-    # The CLI never disposes its engine (its process ends instead); in-process, a pooled
-    # PostgreSQL connection would otherwise be garbage-collected open, a ResourceWarning.
-    opened: list[Engine] = []
-    original = cli_database.ensure_database
-
-    def recording(url: str) -> Engine:
-        engine = original(url)
-        opened.append(engine)
-        return engine
-
-    monkeypatch.setattr(cli_database, "ensure_database", recording)
-    yield opened
-    for engine in opened:
-        engine.dispose()

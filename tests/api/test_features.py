@@ -6,8 +6,10 @@ import re
 from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
+from support.git import AUTHOR, EPOCH
+from support.wait import wait_for
 
-from .harness import AUTHOR, EPOCH, Registry, wait_for
+from .harness import SERVED_WITHIN_S, Registry
 
 STRONG_ETAG = re.compile(r'^"([0-9a-f]{64})"$')
 
@@ -190,7 +192,7 @@ def test_another_label(client: TestClient, registry: Registry):
         response = client.get("/v1/features/support.reply", headers=registry.reader)
         return response.json()["version"] == 2
 
-    wait_for(production_at_2, timeout_s=1.0)
+    wait_for(production_at_2, SERVED_WITHIN_S, "production to serve version 2")
     staging = client.get("/v1/features/support.reply?label=staging", headers=registry.reader)
     assert staging.status_code == 200
     assert (staging.json()["version"], staging.json()["label"]) == (3, "staging")
@@ -215,7 +217,7 @@ def test_retired_feature_is_410_but_its_history_stays(client: TestClient, regist
     def retired() -> bool:
         return client.get("/v1/features/kb.answer", headers=registry.reader).status_code == 410
 
-    wait_for(retired, timeout_s=1.0)
+    wait_for(retired, SERVED_WITHIN_S, "kb.answer to answer 410")
     detail = "feature 'kb.answer' was retired: its policy file was deleted"
     response = client.get("/v1/features/kb.answer", headers=registry.reader)
     assert response.json() == {"detail": detail}

@@ -8,10 +8,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
+from support.wait import wait_for
 
 from registry.api.app import create_app
 
-from .harness import Registry, wait_for
+from .harness import SERVED_WITHIN_S, Registry
 
 REPLY = "/v1/features/support.reply"
 
@@ -75,7 +76,7 @@ def test_rollback_to_previous_then_to_a_version(client: TestClient, registry: Re
         "to_version": 2,
         "pinned": True,
     }
-    wait_for(lambda: served_version(client, registry) == 2, timeout_s=1.0)
+    wait_for(lambda: served_version(client, registry) == 2, SERVED_WITHIN_S, "version 2")
     resolved = client.get(REPLY, headers=registry.reader).json()
     assert resolved["pinned"] is True
 
@@ -147,7 +148,7 @@ def test_promote_unpins(client: TestClient, registry: Registry):
     }
     to_two = client.post(f"{REPLY}/promote", json={"version": 2}, headers=registry.admin)
     assert to_two.json()["to_version"] == 2 and to_two.json()["pinned"] is False
-    wait_for(lambda: served_version(client, registry) == 2, timeout_s=1.0)
+    wait_for(lambda: served_version(client, registry) == 2, SERVED_WITHIN_S, "version 2")
     assert client.get(REPLY, headers=registry.reader).json()["pinned"] is False
 
 
@@ -168,7 +169,7 @@ def test_a_pinned_label_survives_a_sync(client: TestClient, registry: Registry):
     assert served_version(client, registry) == 2
     promoted = client.post(f"{REPLY}/promote", json={}, headers=registry.admin)
     assert promoted.json()["to_version"] == 4
-    wait_for(lambda: served_version(client, registry) == 4, timeout_s=1.0)
+    wait_for(lambda: served_version(client, registry) == 4, SERVED_WITHIN_S, "version 4")
 
 
 def test_audit_newest_first_for_a_feature(client: TestClient, registry: Registry):

@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from support.server import AppServer
 
 from registry.api.app import create_app
 
-from .harness import POLL_S, Registry, ThreadedServer
+from .harness import POLL_S, Registry
 
 RENDER = "/v1/features/support.reply/render"
 PROBE = "/v1/features/lab.probe/render"
@@ -232,17 +233,17 @@ def test_oversized_body_with_content_length_is_413(
 
 
 @pytest.fixture
-def server(shared_registry: Registry) -> Iterator[ThreadedServer]:
+def server(shared_registry: Registry) -> Iterator[AppServer]:
     """A real uvicorn over the shared registry."""
     app = create_app(shared_registry.settings(), poll_s=POLL_S)
     try:
-        with ThreadedServer(app) as server:
+        with AppServer(app) as server:
             yield server
     finally:
         app.state.engine.dispose()
 
 
-def test_oversized_chunked_webhook_body_is_413(server: ThreadedServer):
+def test_oversized_chunked_webhook_body_is_413(server: AppServer):
     response = httpx.post(
         f"{server.url}/v1/hooks/git",
         content=chunks(),
@@ -259,7 +260,7 @@ def test_oversized_chunked_webhook_body_is_413(server: ThreadedServer):
     ids=["render", "rollback"],
 )
 def test_oversized_chunked_body_is_413(
-    shared_client: TestClient, shared_registry: Registry, server: ThreadedServer, path, transport
+    shared_client: TestClient, shared_registry: Registry, server: AppServer, path, transport
 ):
     headers = {**shared_registry.admin, "Content-Type": "application/json"}
     if transport == "testclient":

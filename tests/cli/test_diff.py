@@ -9,15 +9,14 @@ from typing import Any
 
 import pytest
 import typer.main
-from git_helpers import GitRepoBuilder
 from ruamel.yaml import YAML
-from typer.testing import CliRunner, Result
+from support.cli import invoke
+from support.git import GitRepo
 from usage_helpers import prompt, registry_files
 
 from registry.cli import app
 from registry.errors import RepoError
 
-runner = CliRunner()
 WORKFLOW = Path(__file__).resolve().parents[2] / ".github" / "workflows" / "prompts.yml"
 LONGER = (
     "You draft support replies. Greet the customer by name, restate the problem in one "
@@ -25,22 +24,15 @@ LONGER = (
 )
 
 
-def invoke(*args: str | Path, env: dict[str, str] | None = None) -> Result:
-    result = runner.invoke(app, [str(a) for a in args], env=env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
 @pytest.fixture
-def repo(tmp_path: Path) -> GitRepoBuilder:
+def repo(tmp_path: Path) -> GitRepo:
     """The usage test registry committed on main; tests then edit the working tree."""
-    builder = GitRepoBuilder(tmp_path / "repo")
+    builder = GitRepo(tmp_path / "repo")
     builder.commit("Three features", registry_files())
     return builder
 
 
-def diff_json(repo: GitRepoBuilder, base: str = "main") -> dict[str, Any]:
+def diff_json(repo: GitRepo, base: str = "main") -> dict[str, Any]:
     result = invoke("diff", "--base", base, "--repo", repo.path, "--format", "json")
     assert result.exit_code == 0, result.output
     data: dict[str, Any] = json.loads(result.stdout)

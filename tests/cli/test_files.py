@@ -7,18 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
-
-from registry.cli import app
-
-runner = CliRunner()
-
-
-def invoke(*args: str | Path) -> Result:
-    result = runner.invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+from support.cli import invoke
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api.harness import PROMPTREG, Registry, ThreadedServer, free_port, new_registry
+from api.harness import Registry, new_registry
 from sqlalchemy import Engine
 from test_packaging import LOADED_AFTER_COMMAND, SERVER_MODULES, TOKENIZERS, loaded_modules
+from support.server import PROMPTREG, AppServer, free_port
 from typer.testing import CliRunner, Result
 
 from registry.api.app import create_app
@@ -33,7 +34,7 @@ runner = CliRunner()
 class Remote:
     """A registry, a server over it, and how to run a command in either mode."""
 
-    def __init__(self, registry: Registry, server: ThreadedServer) -> None:
+    def __init__(self, registry: Registry, server: AppServer) -> None:
         self.registry = registry
         self.url = server.url
 
@@ -52,36 +53,31 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
 
 @pytest.fixture
 def remote(
-    db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_engines: list[Engine],
 ) -> Iterator[Remote]:
     """A synced registry served by uvicorn on 127.0.0.1."""
     # The commands never close their backend (the process ends instead). In-process, a
-    # pooled PostgreSQL connection or an httpx socket would be garbage-collected open, a
-    # ResourceWarning: keep them alive and close them at the end.
-    opened: list[Engine] = []
+    # pooled PostgreSQL connection (see `cli_engines`) or an httpx socket would be
+    # garbage-collected open, a ResourceWarning: keep them alive and close them at the end.
     clients: list[RemoteBackend] = []
-    original = database.ensure_database
-
-    def recording(url: str) -> Engine:
-        opened.append(original(url))
-        return opened[-1]
 
     class RecordedRemote(RemoteBackend):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             clients.append(self)
 
-    monkeypatch.setattr(database, "ensure_database", recording)
     monkeypatch.setattr(remote_module, "RemoteBackend", RecordedRemote)
     registry = new_registry(db_url, engine, tmp_path)
     app = create_app(registry.settings(), poll_s=0.02)
     try:
-        with ThreadedServer(app) as server:
+        with AppServer(app) as server:
             yield Remote(registry, server)
     finally:
         app.state.engine.dispose()
-        for opened_engine in opened:
-            opened_engine.dispose()
         for client in clients:
             client.client.close()
 

@@ -9,39 +9,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from git_helpers import GitRepoBuilder
 from sqlalchemy import Engine
-from typer.testing import CliRunner, Result
+from support.cli import invoke
+from support.git import GitRepo
+from support.server import AppServer
 from usage_helpers import (
     app_for,
     build_registry,
     event,
-    live_server,
     make_token,
     sync,
 )
 
-from registry.cli import app
 from registry.errors import BadRequest, NotFound, RemoteError
 from registry.usage import BadWindow, Ingestor
 
-runner = CliRunner()
-
-
-def invoke(*args: str | Path) -> Result:
-    result = runner.invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
 
 @pytest.fixture
-def repo(tmp_path: Path) -> GitRepoBuilder:
+def repo(tmp_path: Path) -> GitRepo:
     return build_registry(tmp_path / "repo")
 
 
 @pytest.fixture
-def url(engine: Engine, repo: GitRepoBuilder, tmp_path: Path) -> str:
+def url(engine: Engine, repo: GitRepo, tmp_path: Path) -> str:
     """The database URL of a synced registry with some usage of support.reply today."""
     sync(engine, repo, tmp_path / "cache")
     recent = (datetime.now(UTC) - timedelta(minutes=2)).isoformat()
@@ -63,10 +53,10 @@ def wide(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def server(engine: Engine, url: str, repo: GitRepoBuilder) -> Iterator[tuple[str, str]]:
+def server(engine: Engine, url: str, repo: GitRepo) -> Iterator[tuple[str, str]]:
     """A live API server over the same database, and a reader token for it."""
-    with live_server(app_for(engine, repo.path)) as base:
-        yield base, make_token(engine)
+    with AppServer(app_for(engine, repo.path)) as live:
+        yield live.url, make_token(engine)
 
 
 def test_every_feature_in_a_table(url, wide):

@@ -1,5 +1,5 @@
 """Real parts for client tests: a scripted OpenAI-compatible provider, a usage collector,
-a small registry repository, and a promptreg server in a thread.
+and the files of a small registry repository.
 
 `FakeProvider` speaks the chat-completions wire format on 127.0.0.1 (JSON, and SSE over
 chunked HTTP/1.1 for streams), so the real `openai` SDK talks to it through the
@@ -13,17 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
-import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-
-import uvicorn
 
 # -- the provider ------------------------------------------------------------------------
 
@@ -227,7 +222,8 @@ class FakeProvider(_Base):
                     handler.wfile.write(b"0\r\n\r\n")
                     handler.wfile.flush()
                     return
-                time.sleep(0.05)  # let the client read what was sent, then drop the line
+                # Drop the line: shutdown sends FIN after the chunks already written, so
+                # the client reads them all, then meets the end of a body that is not done.
                 handler.connection.shutdown(socket.SHUT_RDWR)
                 handler.close_connection = True
                 return
@@ -319,73 +315,3 @@ FILES = {
     "prompts/demo/answer.jinja": ANSWER_PROMPT,
     "prompts/partials/style.jinja": "Be kind and precise.\n",
 }
-
-
-def git(repo: Path, *args: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL=os.devnull,
-        GIT_AUTHOR_NAME="Ada",
-        GIT_AUTHOR_EMAIL="ada@example.com",
-        GIT_COMMITTER_NAME="Ada",
-        GIT_COMMITTER_EMAIL="ada@example.com",
-    )
-    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
-
-
-def commit(repo: Path, files: dict[str, str], message: str) -> None:
-    """Write `files` into `repo` (created on first use) and commit them."""
-    if not (repo / ".git").exists():
-        repo.mkdir(parents=True, exist_ok=True)
-        git(repo, "init", "--quiet", "--initial-branch=main")
-    for rel, text in files.items():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
-    git(repo, "add", "--all")
-    git(repo, "commit", "--quiet", "--no-verify", "-m", message)
-
-
-# -- a promptreg server in a thread --------------------------------------------------------
-
-
-@dataclass
-class RunningServer:
-    """A uvicorn server on a pre-bound port, stoppable from the test."""
-
-    app: Any
-    sock: socket.socket = field(init=False)
-    url: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the promptreg server did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        """Stop serving and close the port (connections to it are refused from now on)."""
-        if self.thread.is_alive():
-            self.server.should_exit = True
-            self.thread.join(timeout=10)
-        self.sock.close()
-
-
-def wait_for(condition: Any, timeout_s: float = 10.0, what: str = "condition") -> None:
-    """Poll `condition()` until it is true."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)

@@ -9,8 +9,10 @@ from typing import Any
 
 import openai
 import pytest
-from client_fakes import FILES, FakeCollector, FakeProvider, RunningServer, commit
+from client_fakes import FILES, FakeCollector, FakeProvider
 from sqlalchemy import Engine
+from support.git import GitRepo
+from support.server import AppServer
 from typer.testing import CliRunner
 
 from registry.api.app import create_app
@@ -50,7 +52,7 @@ def call(provider: FakeProvider) -> Iterator[ModelCall]:
 def snapshot_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A snapshot of the test registry, made the real way: git, sync, `promptreg export`."""
     root = tmp_path_factory.mktemp("snapshot")
-    commit(root / "repo", FILES, "demo features")
+    GitRepo(root / "repo").commit("demo features", FILES)
     url = f"sqlite:///{root / 'registry.db'}"
     out = root / "snapshot.json"
     runner = CliRunner()
@@ -84,9 +86,9 @@ class LiveRegistry:
 
     url: str
     token: str
-    repo: Path
+    repo: GitRepo
     engine: Engine
-    server: RunningServer
+    server: AppServer
     cache_dir: Path
 
     def sync(self) -> None:
@@ -95,14 +97,12 @@ class LiveRegistry:
 
 @pytest.fixture
 def live_registry(engine: Engine, db_url: str, tmp_path: Path) -> Iterator[LiveRegistry]:
-    repo = tmp_path / "repo"
-    commit(repo, FILES, "demo features")
-    live = LiveRegistry("", "", repo, engine, None, tmp_path / "git-cache")  # type: ignore[arg-type]
-    live.sync()
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit("demo features", FILES)
+    cache_dir = tmp_path / "git-cache"
+    sync_ref(engine, repo=str(repo), label="production", cache_dir=cache_dir)
     with session_scope(engine) as session:
-        _, live.token = crud.create_token(session=session, name="app", role="reader")
+        _, token = crud.create_token(session=session, name="app", role="reader")
     settings = Settings(database_url=db_url, repo=str(repo))
-    live.server = RunningServer(create_app(settings, engine=engine))
-    live.url = live.server.url
-    yield live
-    live.server.stop()
+    with AppServer(create_app(settings, engine=engine)) as server:
+        yield LiveRegistry(server.url, token, repo, engine, server, cache_dir)

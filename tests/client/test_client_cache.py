@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from client_fakes import commit, wait_for
+from support.wait import wait_for
 from typer.testing import CliRunner
 
 from registry import labels
@@ -49,7 +49,7 @@ def test_first_use_fetches_and_later_uses_revalidate_by_etag(registry_client):
     assert reg.stats()["fetched"] == 1
 
     reg.run("demo.answer", QUESTION, call=echo)  # stale at once: revalidated in the background
-    wait_for(lambda: reg.stats()["not_modified"] >= 1, what="a 304 revalidation")
+    wait_for(lambda: reg.stats()["not_modified"] >= 1, 10, "a 304 revalidation")
     assert reg.stats()["fetched"] == 1 and reg.stats()["registry_errors"] == 0
 
 
@@ -57,14 +57,14 @@ def test_a_new_version_and_a_rollback_reach_the_client(registry_client, live_reg
     reg = registry_client(refresh_s=0)
     assert reg.run("demo.answer", QUESTION, call=echo).text == "fake-a: Be kind and precise."
 
-    commit(live_registry.repo, {"prompts/partials/style.jinja": "Be brief.\n"}, "shorter style")
+    live_registry.repo.commit("shorter style", {"prompts/partials/style.jinja": "Be brief.\n"})
     live_registry.sync()
-    wait_for(lambda: reg.resolve("demo.answer").version == 2, what="version 2")
+    wait_for(lambda: reg.resolve("demo.answer").version == 2, 10, "version 2")
     assert reg.run("demo.answer", QUESTION, call=echo).text == "fake-a: Be brief."
 
     with session_scope(live_registry.engine, write=True) as session:
         labels.rollback(session, "demo.answer", label="production", actor="on-call")
-    wait_for(lambda: reg.resolve("demo.answer").version == 1, what="the rollback")
+    wait_for(lambda: reg.resolve("demo.answer").version == 1, 10, "the rollback")
     result = reg.run("demo.answer", QUESTION, call=echo)
     assert (result.version, result.text) == (1, "fake-a: Be kind and precise.")
 
@@ -80,7 +80,7 @@ def test_registry_killed_after_the_first_fetch_run_still_works_from_cache(
         for _ in range(3):
             result = reg.run("demo.answer", QUESTION, call=echo)
             assert (result.outcome, result.version, result.text) == ("ok", 1, first.text)
-        wait_for(lambda: reg.stats()["registry_errors"] >= 1, what="a failed revalidation")
+        wait_for(lambda: reg.stats()["registry_errors"] >= 1, 10, "a failed revalidation")
         reg.run("demo.answer", QUESTION, call=echo)
     stats = reg.stats()
     assert stats["served_stale"] >= 1
@@ -123,6 +123,7 @@ def test_export_from_the_server_and_from_the_database_agree(live_registry, db_ur
     }
 
 
+@pytest.mark.slow
 def test_fresh_process_with_only_a_snapshot_and_the_registry_down(
     live_registry, provider, tmp_path
 ):

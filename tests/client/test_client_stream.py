@@ -6,7 +6,8 @@ import asyncio
 
 import openai
 import pytest
-from client_fakes import FakeCollector, answer, cut, fail, slow, wait_for
+from client_fakes import FakeCollector, answer, cut, fail, slow
+from support.wait import wait_for
 
 from registry.client import AsyncRegistry, StreamInterrupted, Usage, openai_call
 
@@ -56,7 +57,7 @@ def test_a_stream_cut_mid_answer_raises_after_its_chunks_and_never_falls_back(
     assert not result.degraded
     assert result.usage.estimated and result.usage.output_tokens > 0
     assert "broke after 12 characters" in str(caught.value)
-    wait_for(lambda: collector.events, what="the usage event")
+    wait_for(lambda: collector.events, 10, "the usage event")
     assert collector.events[0]["outcome"] == "error"
 
 
@@ -115,6 +116,7 @@ def test_async_run_falls_back_through_the_async_sdk(snapshot_file, provider):
     assert provider.models_called() == ["fake-a", "fake-a", "fake-b"]
 
 
+@pytest.mark.slow
 def test_async_timeouts_are_enforced_even_when_the_call_ignores_them(snapshot_file):
     async def sleepy(model, messages, params, max_output_tokens, stream, timeout):
         if model == "fake-a":

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from client_fakes import FakeCollector, fail, wait_for
+from client_fakes import FakeCollector, fail
+from support.wait import wait_for
 
 from registry.client.usage import UsageEvent, UsageReporter
 
@@ -25,7 +26,7 @@ def test_each_run_reports_one_event_in_batches_with_unique_ids(
     results = [reg.run("demo.answer", QUESTION, call=call) for _ in range(3)]
     results.append(reg.run("demo.answer", {"question": "x " * 2000}, call=call))  # rejected
 
-    wait_for(lambda: len(collector.events) == 4, what="4 usage events")
+    wait_for(lambda: len(collector.events) == 4, 10, "4 usage events")
     events = collector.events
     assert len({e["id"] for e in events}) == 4
     assert [e["outcome"] for e in events] == ["fallback", "fallback", "fallback", "rejected"]
@@ -41,7 +42,7 @@ def test_each_run_reports_one_event_in_batches_with_unique_ids(
     assert rejected["estimated_input_tokens"] > 400
     assert "cost_usd" not in rejected
     assert results[3].outcome == "rejected"
-    wait_for(lambda: reg.stats()["usage_accepted"] == 4, what="the collector's answers")
+    wait_for(lambda: reg.stats()["usage_accepted"] == 4, 10, "the collector's answers")
 
 
 def test_flush_sends_at_once_without_waiting_for_the_interval(
@@ -68,7 +69,7 @@ def test_a_failing_collector_is_retried_then_counted(collector: FakeCollector):
     reporter = UsageReporter(collector.url.replace("http://", "http://x."), None, flush_s=0.01)
     reporter.retries = 1
     reporter.submit(UsageEvent("id-1", "f", 1, "m", 1, 1, 1, "ok", 1))
-    wait_for(lambda: reporter.counts["failed"] == 1, what="a failed batch")
+    wait_for(lambda: reporter.counts["failed"] == 1, 10, "a failed batch")
     reporter.close()
 
 
@@ -101,6 +102,7 @@ def _run_and_exit(url, token, snapshot, provider, tmp_path):
     assert done.stdout.strip() == "done"
 
 
+@pytest.mark.slow
 def test_usage_events_arrive_at_the_server_after_a_normal_exit(live_registry, provider, tmp_path):
     _run_and_exit(live_registry.url, live_registry.token, "-", provider.base_url, tmp_path)
     headers = {"Authorization": f"Bearer {live_registry.token}"}

@@ -1,6 +1,7 @@
 """Every real `.prompty` file of the shared corpus, loaded as a registry feature.
 
-The corpus (`/work/shared/corpus/prompty`, see its README) is copied into `prompts/` of a
+The corpus (`shared/corpus/prompty` beside the project folder, or the folder
+PROMPTREG_TEST_CORPUS names; see its README) is copied into `prompts/` of a
 temporary registry with one policy per file; the table names each file's outcome: the
 messages Prompty would send (roles exactly, content by full text or by its ends), or
 the specific problem that refuses it. No file may crash the loader.
@@ -9,6 +10,7 @@ the specific problem that refuses it. No file may crash the loader.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,16 @@ from registry.definitions.tree import DirTree, clean_path
 from registry.errors import RenderError
 from registry.render import compile_prompt
 
-CORPUS = Path("/work/shared/corpus/prompty")
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared Prompty corpus is absent")
+PROJECT = Path(__file__).resolve().parents[2]
+CORPUS = Path(
+    os.environ.get("PROMPTREG_TEST_CORPUS")
+    or (PROJECT / ".." / "shared" / "corpus" / "prompty").resolve()
+)
+pytestmark = pytest.mark.skipif(
+    not CORPUS.is_dir(),
+    reason=f"the shared Prompty corpus is absent: no folder {CORPUS} "
+    "(set PROMPTREG_TEST_CORPUS to the corpus folder)",
+)
 
 # (role, full content) or (role, content prefix, content suffix)
 Msg = tuple[str, str] | tuple[str, str, str]

@@ -1,6 +1,7 @@
 """The sync lock: a second sync waits for the first, and a killed sync leaves no trace."""
 
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -11,28 +12,29 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
+from support.wait import wait_for
 
 from registry.errors import SyncLockTimeout
 from registry.store import crud
 from registry.store.db import session_scope, sync_lock
 from registry.store.models import CommitInfo, Feature, Label, Version, utcnow
 
-# A stand-in for `promptreg sync`: lock, write, then hold the transaction open or commit.
+# A stand-in for `promptreg sync`: lock, write, then commit, or hold the transaction open
+# until the test writes a line to its stdin (or kills it).
 SYNC = """
-import sys, time
+import sys
 from sqlmodel import select
 from registry import labels
 from registry.store import crud, make_engine, session_scope, sync_lock
 from registry.store.models import CommitInfo, Feature, utcnow
 
-url, name, hold_s, mode = sys.argv[1:5]
+url, name, mode = sys.argv[1:4]
 engine = make_engine(url)
 with session_scope(engine) as session:
-    started = time.monotonic()
+    print("locking", flush=True)
     sync_lock(session, timeout_s=60)
-    waited = time.monotonic() - started
     seen = ",".join(sorted(f.name for f in session.exec(select(Feature)).all()))
-    print(f"locked waited={waited:.3f} seen={seen}", flush=True)
+    print(f"locked seen={seen}", flush=True)
     feature = crud.get_or_create_feature(session=session, name=name)
     version = crud.add_version(
         session=session, feature=feature, content_hash="0" * 64, content="{}",
@@ -42,25 +44,29 @@ with session_scope(engine) as session:
     labels.move(session, feature, "production", version, pinned=False, action="sync", actor="ci")
     session.flush()
     print("written", flush=True)
-    time.sleep(float(hold_s) if mode == "commit" else 600)
+    if mode == "hold":
+        sys.stdin.readline()
 print("committed", flush=True)
 """
 
 
-StartSync = Callable[..., subprocess.Popen[str]]
+Child = subprocess.Popen[bytes]
+StartSync = Callable[..., Child]
 
 
 @pytest.fixture
 def start_sync(db_url: str) -> Iterator[StartSync]:
     """Start SYNC in a child process; every child is reaped (pipes closed) after the test."""
-    children: list[subprocess.Popen[str]] = []
+    children: list[Child] = []
 
-    def start(name: str, hold_s: float, mode: str = "commit") -> subprocess.Popen[str]:
+    def start(name: str, *, hold: bool = False) -> Child:
+        # Unbuffered pipes: a line is read byte by byte, nothing read ahead and kept aside.
         child = subprocess.Popen(
-            [sys.executable, "-c", SYNC, db_url, name, str(hold_s), mode],
+            [sys.executable, "-c", SYNC, db_url, name, "hold" if hold else "commit"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
+            bufsize=0,
         )
         children.append(child)
         return child
@@ -72,14 +78,40 @@ def start_sync(db_url: str) -> Iterator[StartSync]:
         child.communicate()
 
 
-def expect_line(proc: subprocess.Popen[str], prefix: str) -> str:
+def expect_line(proc: Child, prefix: str) -> str:
+    """The child's next line, which must start with `prefix`."""
     assert proc.stdout is not None
-    line = proc.stdout.readline()
+    line = proc.stdout.readline().decode()
     if not line.startswith(prefix):
         proc.kill()
         _, err = proc.communicate()
-        raise AssertionError(f"expected {prefix!r}, got {line!r}; stderr:\n{err}")
+        raise AssertionError(f"expected {prefix!r}, got {line!r}; stderr:\n{err.decode()}")
     return line.strip()
+
+
+def release(proc: Child) -> None:
+    """Let a child started with `hold=True` commit."""
+    assert proc.stdin is not None
+    proc.stdin.write(b"commit\n")
+
+
+def has_output(proc: Child) -> bool:
+    """Whether the child has written anything the test has not read yet (without waiting)."""
+    assert proc.stdout is not None  # unbuffered: what the child wrote is still in the pipe
+    with selectors.DefaultSelector() as ready:
+        ready.register(proc.stdout, selectors.EVENT_READ)
+        return bool(ready.select(timeout=0))
+
+
+def advisory_lock_waiters(engine: Engine) -> int:
+    """PostgreSQL: sessions of this database waiting for an advisory lock."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+        ).scalar_one()
 
 
 def feature_names(engine: Engine) -> list[str]:
@@ -88,25 +120,31 @@ def feature_names(engine: Engine) -> list[str]:
 
 
 def test_second_sync_waits_for_the_first_then_runs(engine: Engine, start_sync: StartSync) -> None:
-    first = start_sync("first", hold_s=3)
-    expect_line(first, "locked waited=")
-    second = start_sync("second", hold_s=0)
-    out, err = second.communicate(timeout=120)
-    assert second.returncode == 0, err
-    _, err = first.communicate(timeout=120)
-    assert first.returncode == 0, err
-    locked = out.splitlines()[0]
-    waited = float(locked.split("waited=")[1].split()[0])
-    # It ran only after the first committed: it waited, and it saw the first one's feature.
-    assert waited > 0.5, locked
+    first = start_sync("first", hold=True)
+    expect_line(first, "locking")
+    expect_line(first, "locked")
+    expect_line(first, "written")  # it holds the lock, its work not committed
+    second = start_sync("second")
+    expect_line(second, "locking")
+    if engine.dialect.name == "postgresql":  # the server shows who waits for the lock
+        wait_for(lambda: advisory_lock_waiters(engine) == 1, 60, "the second sync to queue")
+    assert not has_output(second), "the second sync went ahead while the first held the lock"
+
+    release(first)
+    locked = expect_line(second, "locked")
+    # It ran only after the first committed: it saw the first one's feature.
     assert locked.endswith("seen=first"), locked
+    for child in (first, second):
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
     assert feature_names(engine) == ["first", "second"]
 
 
 def test_killed_sync_leaves_the_database_as_before(engine: Engine, start_sync: StartSync) -> None:
     with session_scope(engine) as session:
         crud.get_or_create_feature(session=session, name="existing")
-    sync = start_sync("killed", hold_s=0, mode="hang")
+    sync = start_sync("killed", hold=True)
+    expect_line(sync, "locking")
     expect_line(sync, "locked")
     expect_line(sync, "written")
     os.kill(sync.pid, signal.SIGKILL)
@@ -117,12 +155,10 @@ def test_killed_sync_leaves_the_database_as_before(engine: Engine, start_sync: S
         assert session.exec(select(Label)).all() == []
         assert crud.list_audit(session=session) == []
         session.rollback()
-        started = time.monotonic()
-        sync_lock(session, timeout_s=30)  # the dead process's lock is gone
-        assert time.monotonic() - started < 10
+        sync_lock(session, timeout_s=10)  # the dead process's lock is gone: no SyncLockTimeout
         if engine.dialect.name == "sqlite":
             assert session.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
-    after = start_sync("after", hold_s=0)
+    after = start_sync("after")
     _, err = after.communicate(timeout=120)
     assert after.returncode == 0, err
     assert feature_names(engine) == ["after", "existing"]

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from git_helpers import GitRepoBuilder
 from sqlalchemy import Engine
+from support.git import GitRepo
 from usage_helpers import app_for, build_registry, make_token, sync
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> GitRepoBuilder:
+def repo(tmp_path: Path) -> GitRepo:
     """The usage test registry (see usage_helpers)."""
     return build_registry(tmp_path / "repo")
 
 
 @pytest.fixture
-def synced(engine: Engine, repo: GitRepoBuilder, tmp_path: Path) -> Engine:
+def synced(engine: Engine, repo: GitRepo, tmp_path: Path) -> Engine:
     """A migrated database with the test registry synced into `production`."""
     sync(engine, repo, tmp_path / "cache")
     return engine
@@ -32,7 +32,7 @@ def token(synced: Engine) -> str:
 
 
 @pytest.fixture
-def client(synced: Engine, repo: GitRepoBuilder, token: str) -> Iterator[TestClient]:
+def client(synced: Engine, repo: GitRepo, token: str) -> Iterator[TestClient]:
     """A client of the API over the synced database, authenticated as a reader."""
     with TestClient(app_for(synced, repo.path)) as test_client:
         test_client.headers["Authorization"] = f"Bearer {token}"

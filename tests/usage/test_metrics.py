@@ -4,11 +4,6 @@ server processes sharing their counters through PROMETHEUS_MULTIPROC_DIR."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
+from support.server import ServeProcess
+from support.wait import wait_for
 from usage_helpers import event, make_token
 
 from registry.usage import metrics
@@ -133,63 +130,42 @@ def test_prepare_processes_makes_and_empties_the_folder(tmp_path, monkeypatch):
     assert own.is_dir()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server did not become healthy")
-
-
+@pytest.mark.slow
 def test_two_worker_processes_report_the_same_totals(synced: Engine, tmp_path):
     folder = tmp_path / "prom"
     folder.mkdir()
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PROMPTREG_DATABASE_URL": synced.url.render_as_string(hide_password=False),
-        metrics.MULTIPROC_ENV: str(folder),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "registry.api.app:create_app", "--factory"]
-        + ["--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level", "warning"],
-        env=env,
-        start_new_session=True,
+    server = ServeProcess(
+        synced.url.render_as_string(hide_password=False),
+        tmp_path,
+        workers=2,
+        env={metrics.MULTIPROC_ENV: str(folder)},
     )
-    try:
-        _wait_healthy(base, proc)
+    with server:
         headers = {"Authorization": f"Bearer {make_token(synced)}"}
         posted, batch = 0, 0
-        # The second worker may still be starting (it warms the catalog first): post, each
-        # on a new connection, until both workers have counted something, 60 s at most.
-        deadline = time.monotonic() + 60
-        pids: set[str] = set()
-        while len(pids) < 2 or batch < 60:
-            assert time.monotonic() < deadline, f"one worker took every request: {pids}"
-            answer = httpx.post(
-                f"{base}/v1/usage",
+
+        def post_batch() -> None:
+            nonlocal posted, batch
+            answer = httpx.post(  # each on a new connection
+                f"{server.url}/v1/usage",
                 json={"events": [event(id=f"w{batch}-{i}") for i in range(5)]},
                 headers=headers,
             ).json()
             posted += answer["accepted"]
             batch += 1
-            pids = {p.name for p in folder.glob("counter_*.db")}
+
+        def both_workers_counted() -> bool:
+            post_batch()
+            return len(list(folder.glob("counter_*.db"))) >= 2
+
+        for _ in range(60):
+            post_batch()
+        # The second worker may still be starting (it warms the catalog first): post until
+        # both workers have counted something.
+        wait_for(both_workers_counted, 60, "both workers to count usage (one took every request)")
         assert posted == 5 * batch
         for _ in range(10):
-            text = httpx.get(f"{base}/metrics").text
+            text = httpx.get(f"{server.url}/metrics").text
             assert value(text, "promptreg_usage_events_total", result="accepted") == posted
             assert (
                 value(
@@ -205,10 +181,3 @@ def test_two_worker_processes_report_the_same_totals(synced: Engine, tmp_path):
                 value(text, "promptreg_active_version", feature="support.reply", label="production")
                 == 2
             )
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()

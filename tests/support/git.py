@@ -1,41 +1,32 @@
-"""Helpers of the sync, label and database-CLI tests: git repositories, registry files, the CLI.
+"""Real git repositories for tests, with a fixed author and a fixed clock.
 
-`GitRepoBuilder` makes real git repositories in tmp_path, with a fixed author and clock.
+`GitRepo(path)` runs `git init` (branch `main` unless told) in a folder of tmp_path.
+Every commit gets the same author and committer and a date one minute after the
+previous commit's, starting at EPOCH + 1 minute, so shas and dates are reproducible.
+git runs without the caller's configuration (no ~/.gitconfig, no /etc/gitconfig, no
+signing, no hooks).
 
-Tests describe a repository as a sequence of commits, each a dict of repository paths to
-contents (`str`/`bytes` to write, `None` to delete). Every commit gets the same author
-and a clock that advances one minute per commit, so shas and dates are reproducible.
-`fast_import` writes many commits in one `git fast-import` call, for tests that need a
-long history quickly. `policy()`, `prompt()` and `feature_files()` write valid registry
-files; `cli()` runs `promptreg` in-process the way the installed script does.
+Files are given as a mapping of repository paths to contents: `str` or `bytes` to write,
+`None` to delete. `fast_import` writes many commits in one `git fast-import`, for tests
+that need a long history quickly.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import click
-import pytest
-from click.testing import CliRunner
-from sqlalchemy import Engine
-
-from registry.cli import database as cli_database
-from registry.cli import main
-from registry.store import db
-
 AUTHOR = "Ada Lovelace"
 EMAIL = "ada@example.com"
-EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z: the first commit's time
+EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z; the first commit is one minute later
 
 Files = Mapping[str, str | bytes | None]
 
 
 def git_env(**extra: str) -> dict[str, str]:
-    """An environment in which git ignores the caller's configuration."""
+    """This process's environment without GIT_* variables or the caller's git configuration."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(
         GIT_CONFIG_NOSYSTEM="1",
@@ -46,12 +37,12 @@ def git_env(**extra: str) -> dict[str, str]:
     return env
 
 
-class GitRepoBuilder:
-    """A git repository under construction, on branch `main` by default."""
+class GitRepo:
+    """A git repository under construction, with a fixed identity and clock."""
 
     def __init__(self, path: Path, *, branch: str = "main") -> None:
         self.path = path
-        self.tick = 0
+        self.tick = 0  # commits made so far: the clock
         path.mkdir(parents=True, exist_ok=True)
         self.git("init", "--quiet", f"--initial-branch={branch}")
         self.git("config", "commit.gpgsign", "false")
@@ -62,7 +53,7 @@ class GitRepoBuilder:
 
     # -- plumbing -----------------------------------------------------------------
     def git(self, *args: str, input: bytes | None = None, author: str = AUTHOR) -> str:
-        """Run git in the repository with the fixed identity and clock; its stdout."""
+        """Run git in the repository at the current tick of the clock; its stdout, stripped."""
         date = f"{EPOCH + 60 * self.tick} +0000"
         env = git_env(
             GIT_AUTHOR_NAME=author,
@@ -80,7 +71,7 @@ class GitRepoBuilder:
         return done.stdout.decode().strip()
 
     def rev(self, spec: str = "HEAD") -> str:
-        """The full sha of `spec`."""
+        """The full sha of the commit `spec` names."""
         return self.git("rev-parse", "--verify", f"{spec}^{{commit}}")
 
     @property
@@ -90,7 +81,7 @@ class GitRepoBuilder:
 
     # -- working tree -------------------------------------------------------------
     def write(self, files: Files) -> None:
-        """Write (or, for None, delete) files in the working tree."""
+        """Write (or, for None, delete) files in the working tree, without committing."""
         for rel, content in files.items():
             target = self.path / rel
             if content is None:
@@ -122,7 +113,7 @@ class GitRepoBuilder:
     def commit(
         self, message: str, files: Files | None = None, *, author: str = AUTHOR, empty: bool = False
     ) -> str:
-        """Apply `files`, stage everything and commit; returns the new sha."""
+        """Apply `files`, stage everything and commit; the new sha."""
         if files:
             self.write(files)
         self.tick += 1
@@ -132,7 +123,7 @@ class GitRepoBuilder:
         return self.head
 
     def delete(self, message: str, *paths: str) -> str:
-        """Delete `paths` and commit."""
+        """Delete `paths` and commit; the new sha."""
         return self.commit(message, dict.fromkeys(paths))
 
     def branch(self, name: str, start: str = "HEAD") -> None:
@@ -169,7 +160,7 @@ class GitRepoBuilder:
 
     def fast_import(self, commits: Iterable[tuple[str, Files]], *, branch: str = "main") -> str:
         """Append many commits to `branch` in one `git fast-import`; the new tip's sha."""
-        parent = self.git("rev-parse", "--verify", "--quiet", branch) if self._has(branch) else ""
+        parent = self.rev(branch) if self._has(branch) else ""
         chunks: list[bytes] = []
         mark = 0
         for message, files in commits:
@@ -213,83 +204,3 @@ def _remove(path: Path) -> None:
         path.rmdir()
     else:
         path.unlink()
-
-
-# -- registry content -------------------------------------------------------------------
-# Line numbers matter: tests name the line a problem must point at. `policy()` is six
-# lines; `extra` starts on line 7.
-
-
-def policy(max_output_tokens: int = 200, *, extra: str = "") -> str:
-    """A valid policy file (one model, the required keys), plus `extra` lines."""
-    return (
-        "models:\n"
-        "  - model: gpt-4o\n"
-        f"max_output_tokens: {max_output_tokens}\n"
-        "budget:\n"
-        "  max_request_tokens: 4000\n"
-        "degraded_message: Unavailable right now.\n"
-    ) + extra
-
-
-def prompt(text: str = "Be helpful.", *, include: str | None = None) -> str:
-    """A valid prompt; with `include`, its `{% include %}` is on line 7."""
-    lines = ["---", "inputs:", "  question: {type: string}", "---", "system:", text]
-    if include:
-        lines.append(f'{{% include "{include}" %}}')
-    lines += ["user:", "{{ question }}", ""]
-    return "\n".join(lines)
-
-
-def feature_files(name: str, max_output_tokens: int = 200, **prompt_kw: str) -> dict[str, str]:
-    """The policy and prompt files of feature `name` (`a.x` -> policies/a/x.yaml …)."""
-    rel = name.replace(".", "/")
-    return {
-        f"policies/{rel}.yaml": policy(max_output_tokens),
-        f"prompts/{rel}.jinja": prompt(**prompt_kw),
-    }
-
-
-# -- the command line, as a user runs it --------------------------------------------------
-
-
-def _forward(args: tuple[str, ...]) -> None:
-    saved, sys.argv = sys.argv, ["promptreg", *args]
-    try:
-        main()
-    finally:
-        sys.argv = saved
-
-
-# CliRunner runs click commands; this one hands its arguments to `main()` untouched, so
-# user errors go through the same one-line handler as the installed `promptreg` script.
-_MAIN = click.Command(
-    "promptreg",
-    callback=_forward,
-    params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
-    context_settings={"ignore_unknown_options": True},
-    add_help_option=False,
-)
-
-
-def cli(*args: str | Path) -> tuple[int, str, str]:
-    """Run `promptreg ARGS` in-process through `main()`: (exit code, stdout, stderr)."""
-    result = CliRunner().invoke(_MAIN, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
-
-
-def track_cli_engines(monkeypatch: pytest.MonkeyPatch) -> list[Engine]:
-    """Record every engine the database-mode CLI opens, so a test can check and close them."""
-    # A pooled connection left open makes psycopg warn when it is garbage-collected; under
-    # filterwarnings=error that would fail whichever test the collector happens to run in,
-    # so the tests close whatever the CLI left (and assert, separately, that it leaves none).
-    opened: list[Engine] = []
-
-    def tracked(url: str) -> Engine:
-        opened.append(db.ensure_database(url))
-        return opened[-1]
-
-    monkeypatch.setattr(cli_database, "ensure_database", tracked)
-    return opened

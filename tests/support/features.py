@@ -1,0 +1,38 @@
+"""Valid registry files for a feature, for tests that describe repositories as file dicts.
+
+Line numbers matter: tests name the line a problem must point at. `policy()` is six
+lines, so `extra` starts on line 7; `prompt(include=...)` has its `{% include %}` on
+line 7.
+"""
+
+from __future__ import annotations
+
+
+def policy(max_output_tokens: int = 200, *, extra: str = "") -> str:
+    """A valid policy file (one model, the required keys), plus `extra` lines."""
+    return (
+        "models:\n"
+        "  - model: gpt-4o\n"
+        f"max_output_tokens: {max_output_tokens}\n"
+        "budget:\n"
+        "  max_request_tokens: 4000\n"
+        "degraded_message: Unavailable right now.\n"
+    ) + extra
+
+
+def prompt(text: str = "Be helpful.", *, include: str | None = None) -> str:
+    """A valid prompt; with `include`, its `{% include %}` is on line 7."""
+    lines = ["---", "inputs:", "  question: {type: string}", "---", "system:", text]
+    if include:
+        lines.append(f'{{% include "{include}" %}}')
+    lines += ["user:", "{{ question }}", ""]
+    return "\n".join(lines)
+
+
+def feature_files(name: str, max_output_tokens: int = 200, **prompt_kw: str) -> dict[str, str]:
+    """The policy and prompt files of feature `name` (`a.x` -> policies/a/x.yaml …)."""
+    rel = name.replace(".", "/")
+    return {
+        f"policies/{rel}.yaml": policy(max_output_tokens),
+        f"prompts/{rel}.jinja": prompt(**prompt_kw),
+    }
