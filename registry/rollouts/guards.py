@@ -14,8 +14,9 @@ error_rate_pp      the difference of error rates, candidate minus stable, in poi
                    arm's rate with one error and one success added (Agresti & Caffo 2000),
                    so an arm with no errors yet does not claim certainty.
 p95_latency_ratio  a proportion test, not a ratio of two noisy percentiles: limit = ratio ×
-                   stable's p95; broken when at least 5% of candidate calls are slower
-                   than the limit, i.e. the candidate's p95 is above it. Stable's p95 is
+                   stable's p95; broken when the lower bound of the share of candidate
+                   calls slower than the limit is above 5%, i.e. the candidate's p95 is
+                   above the limit. Stable's p95 is
                    itself estimated: by the delta method its noise adds 0.05·0.95/n_stable
                    to the variance of the share (exactly so when the candidate is the
                    stable distribution scaled by the ratio, the case on the boundary).
@@ -29,9 +30,10 @@ drift_pct          a point estimate, checked once the arm has min_requests: drif
 
 The alpha given to `judge` is split evenly over the active tested guards (Bonferroni), so
 at each step the chance that any of them ever aborts a candidate that meets every limit
-is at most alpha. Steps use disjoint windows: a rollout of k judged steps aborts a
-compliant candidate with probability at most k·alpha (pass alpha/k for a rollout-wide
-figure); identical arms sit far inside every limit and abort much more rarely still.
+is at most alpha (asymptotically: variances are estimated from the window). Steps use
+disjoint windows: a rollout of k judged steps aborts a compliant candidate with
+probability at most k·alpha (pass alpha/k for a rollout-wide figure); identical arms sit
+far inside every limit and abort much more rarely still (bench/rollout.py measures both).
 
 Every bound is tightest when the smaller arm reaches min_requests, the first moment a
 decision is allowed: low-traffic features get the sharpest test, high-traffic ones have
@@ -194,6 +196,7 @@ def judge(
     active = guards.active()
     tested = [name for name in active if name in TESTED]
     share = alpha / max(len(tested), 1)
+    numbers["alpha_per_guard"] = share
     checks = []
     for name in active:
         check = _GUARDS[name](stable, candidate, getattr(guards, name), share, need)

@@ -14,19 +14,20 @@ the likelihood ratio exp(λS - λ²V/2) averaged over λ ~ half-normal(ρ²) is
     M(z, r) = 2 / sqrt(1 + r) · exp(z² r / (2 (1 + r))) · Φ(z sqrt(r / (1 + r)))
 
 for a standardised sum z = S / sqrt(V) at intrinsic time r = ρ² V. The bound is the z
-where M reaches 1/alpha. Used with a plug-in variance this is the asymptotic confidence
+where M reaches 1/alpha. With a plug-in variance this is the one-sided asymptotic confidence
 sequence of Waudby-Smith, Arbour, Sinha, Kennedy & Ramdas ("Time-uniform central limit
-theory and asymptotic confidence sequences", Ann. Statist. 2024), the same construction
-Eppo's sequential analysis uses and the mixture SPRT of Johari, Pekelis & Walsh ("Always
-valid inference", 2017/2022) inverts into intervals.
+theory and asymptotic confidence sequences", Ann. Statist. 2024); it is also the mixture
+SPRT of Johari, Pekelis & Walsh ("Always valid inference", 2017/2022) read as intervals.
+LaunchDarkly's guarded rollouts decide the same way: a sequential confidence interval on
+the candidate-minus-original difference, a regression when it lies wholly on the worse side.
 
 ρ only decides at which sample size the boundary is tightest; it must not depend on the
-data. `tuned_time` puts the tightest point at a chosen count (the rollout's
-min_requests: where a decision first becomes possible, so low-traffic features are not
-made to wait longer than needed), using Waudby-Smith et al.'s closed-form optimum
-ρ² t_opt = -2 log α + log(1 - 2 log α). Beyond it the boundary widens only like
-sqrt(log n): about 3.7 standard errors at that point and 4.0 at 30 times as many
-requests, for alpha = 1/300.
+data. `tuned_time` puts the tightest point at a chosen count: the rollout's min_requests,
+where a decision first becomes possible, so low-traffic features are not made to wait
+longer than needed. It sets ρ² t_opt = -2 log α + log(1 - 2 log α), Waudby-Smith et al.'s
+closed-form optimum for the two-sided boundary (the one-sided optimum is within 10% of
+it). Beyond that count the boundary widens only like sqrt(log n): about 3.7 standard
+errors there and 4.0 at 30 times as many requests, for alpha = 1/300.
 """
 
 from __future__ import annotations
