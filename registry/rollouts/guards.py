@@ -280,6 +280,11 @@ def _cost(
     mean_s, mean_c = stable.mean_cost, candidate.mean_cost
     if mean_s is None or mean_c is None or stable.cost_n < 2 or candidate.cost_n < 2:
         return None
+    # A sum of squares below sum²/n is impossible (Cauchy-Schwarz): the window lacks it,
+    # and judging without a variance would be the naive threshold this module avoids.
+    if not (_has_squares(stable) and _has_squares(candidate)):
+        sentence = "cost_ratio: not judged, the window has no sum of squared costs"
+        return _Check("cost_ratio", False, sentence, {"limit": ratio, "bound": None})
     var_c = candidate.cost_variance() / candidate.cost_n
     var_s = stable.cost_variance() / stable.cost_n
     z = boundary(tuned_time(min(candidate.cost_n, stable.cost_n), n_opt, alpha), alpha)
@@ -316,6 +321,10 @@ def _cost(
             "difference_bound_usd": _round(diff_bound, 8),
         },
     )
+
+
+def _has_squares(arm: ArmStats) -> bool:
+    return arm.cost_sq_sum >= arm.cost_sum**2 / arm.cost_n * (1 - 1e-9)
 
 
 def _drift(

@@ -176,6 +176,14 @@ def test_cost_with_zero_variance_is_judged_by_its_value() -> None:
     assert judge(stable, stable, ALL, min_requests=200).decision == "pass"
 
 
+def test_cost_without_its_sum_of_squares_is_not_judged() -> None:
+    candidate = replace(fixed(300, usd=0.004), cost_sq_sum=0.0)
+    verdict = judge(fixed(1_000), candidate, ALL, min_requests=200)
+    assert verdict.decision == "pass"
+    assert "cost_ratio: not judged" in verdict.reason
+    assert verdict.numbers["guards"]["cost_ratio"]["bound"] is None
+
+
 def test_noisy_cost_needs_more_than_its_estimate_to_abort() -> None:
     rng = random.Random(11)
     stable, candidate = draw(rng, 20_000), draw(rng, 300, cost=1.3)
