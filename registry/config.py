@@ -14,6 +14,8 @@ PROMPTREG_LABEL            the label commands read and move, sync moves and serv
 PROMPTREG_WEBHOOK_SECRET   secret of the push webhook's HMAC signature (unset: hook refused)
 PROMPTREG_PROMPTS_DIR      prompts folder inside the repository (default: prompts)
 PROMPTREG_POLICIES_DIR     policies folder inside the repository (default: policies)
+PROMPTREG_USAGE_RETENTION  how long raw usage events are kept, like 30d or 12h (default: 30d;
+                           rollups are kept)
 PROMPTREG_CACHE_DIR        where repository URLs are cloned and other re-creatable files are
                            kept (default: the platform's cache folder, e.g.
                            $XDG_CACHE_HOME/promptreg or ~/.cache/promptreg on Linux,
@@ -26,12 +28,24 @@ OPENAI_API_KEY             key for an OpenAI-compatible provider (`openai_call`,
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LABEL = "production"
+_SPAN = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def span(text: str) -> timedelta:
+    """`30d`, `12h`, `90m`, `45s` as a timedelta (ValueError otherwise)."""
+    match = _SPAN.match(text)
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a duration like 30d, 12h or 90m")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def _cache_dir() -> Path:
@@ -55,6 +69,13 @@ class Settings(BaseSettings):
     prompts_dir: str = "prompts"
     policies_dir: str = "policies"
     cache_dir: Path = Field(default_factory=_cache_dir)
+    usage_retention: str = "30d"
+
+    @field_validator("usage_retention")
+    @classmethod
+    def _retention_is_a_span(cls, value: str) -> str:
+        span(value)
+        return value
 
 
 def get_settings() -> Settings:

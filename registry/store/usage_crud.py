@@ -8,6 +8,7 @@ several replicas add up without reading first.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,16 +20,22 @@ from sqlmodel import Session, col, select
 
 from registry.errors import DatabaseError
 from registry.store.models import (
+    ACTIVE_STATES,
+    MINUTE_SUMS,
     ROLLUP_SUMS,
     Feature,
     Label,
+    Rollout,
     UsageEvent,
     UsageLatency,
+    UsageMinute,
+    UsageMinuteLatency,
     UsageRollup,
     Version,
 )
 
 ROLLUP_KEY = ("feature_id", "hour", "version", "model")
+MINUTE_KEY = ("feature_id", "minute", "version")
 
 
 def _table(model: type[Any]) -> Table:
@@ -127,6 +134,62 @@ def add_latency(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
     _add(session, _table(UsageLatency), (*ROLLUP_KEY, "bucket"), rows)
 
 
+def add_minutes(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Add minute rows (one per key) to the stored sums, creating missing rows."""
+    _add(session, _table(UsageMinute), MINUTE_KEY, rows)
+
+
+def add_minute_latency(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Add minute latency-bucket counts, creating missing rows."""
+    _add(session, _table(UsageMinuteLatency), (*MINUTE_KEY, "bucket"), rows)
+
+
+def minute_sums(
+    *, session: Session, feature_id: int, version: int, since: datetime, until: datetime
+) -> tuple[dict[str, Any], dict[int, int]]:
+    """One version's minute sums and latency histogram over minutes in [since, until)."""
+    table = _table(UsageMinute)
+    columns = [func.coalesce(func.sum(table.c[name]), 0).label(name) for name in MINUTE_SUMS]
+    window = (
+        (table.c.feature_id == feature_id)
+        & (table.c.version == version)
+        & (table.c.minute >= since)
+        & (table.c.minute < until)
+    )
+    sums = dict(session.execute(sa_select(*columns).where(window)).mappings().one())
+    latency = _table(UsageMinuteLatency)
+    hist = session.execute(
+        sa_select(latency.c.bucket, func.sum(latency.c.count))
+        .where(
+            (latency.c.feature_id == feature_id)
+            & (latency.c.version == version)
+            & (latency.c.minute >= since)
+            & (latency.c.minute < until)
+        )
+        .group_by(latency.c.bucket)
+    ).all()
+    return sums, {int(bucket): int(count) for bucket, count in hist}
+
+
+def drop_old_events(*, session: Session, before: datetime, limit: int) -> int:
+    """Delete up to `limit` raw events received before `before`; how many were deleted."""
+    table = _table(UsageEvent)
+    ids = sa_select(table.c.id).where(table.c.received_at < before).limit(limit)
+    result = session.execute(table.delete().where(table.c.id.in_(ids.scalar_subquery())))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def drop_old_minutes(*, session: Session, before: datetime, limit: int) -> int:
+    """Delete up to `limit` minute rows (and histogram rows) older than `before`."""
+    deleted = 0
+    for model in (UsageMinute, UsageMinuteLatency):
+        table = _table(model)
+        ids = sa_select(table.c.id).where(table.c.minute < before).limit(limit)
+        result = session.execute(table.delete().where(table.c.id.in_(ids.scalar_subquery())))
+        deleted += int(getattr(result, "rowcount", 0) or 0)
+    return deleted
+
+
 def _day(session: Session, hour: Any) -> Any:
     """The UTC day (`YYYY-MM-DD`) of an hour column, summed over in the database."""
     # Constants as literals, not bound parameters: PostgreSQL must see the GROUP BY
@@ -181,3 +244,28 @@ def active_versions(*, session: Session) -> list[tuple[str, str, int]]:
         .order_by(col(Feature.name), col(Label.name))
     )
     return [(feature, label, int(version)) for feature, label, version in session.exec(stmt).all()]
+
+
+def rollout_percents(*, session: Session, label: str) -> list[tuple[str, int]]:
+    """(feature, percent) of every running or paused rollout on `label`."""
+    stmt = (
+        select(Feature.name, Rollout.percent)
+        .join(Rollout, col(Rollout.feature_id) == Feature.id)
+        .where(Rollout.label == label, col(Rollout.state).in_(ACTIVE_STATES))
+    )
+    return [(name, int(percent)) for name, percent in session.exec(stmt).all()]
+
+
+def rollout_aborts(*, session: Session, label: str) -> dict[tuple[str, str], int]:
+    """How many rollouts on `label` were aborted, per (feature, guard)."""
+    stmt = (
+        select(Feature.name, Rollout.decisions)
+        .join(Rollout, col(Rollout.feature_id) == Feature.id)
+        .where(Rollout.label == label, Rollout.state == "aborted")
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for name, decisions in session.exec(stmt).all():
+        last = json.loads(decisions)[-1] if decisions else {}
+        guard = str(last.get("guard") or "manual")
+        counts[(name, guard)] = counts.get((name, guard), 0) + 1
+    return counts

@@ -26,7 +26,7 @@ from registry.store import usage_crud
 from registry.store.db import session_scope
 from registry.store.models import utcnow
 from registry.usage.events import Invalid, UsageEventIn, parse_event
-from registry.usage.rollup import aggregate
+from registry.usage.rollup import aggregate, aggregate_minutes
 
 MAX_BATCH = 1000
 VERSION_CACHE_SIZE = 4096
@@ -165,6 +165,9 @@ class Ingestor:
             rollups, latency = aggregate(kept)
             usage_crud.add_rollups(session=session, rows=rollups)
             usage_crud.add_latency(session=session, rows=latency)
+            minutes, minute_latency = aggregate_minutes(kept)
+            usage_crud.add_minutes(session=session, rows=minutes)
+            usage_crud.add_minute_latency(session=session, rows=minute_latency)
         return stored
 
 

@@ -30,7 +30,7 @@ from prometheus_client import (
     generate_latest,
     values,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
@@ -177,7 +177,37 @@ class ActiveVersions(Collector):
         yield gauge
 
 
-def exposition(engine: Engine) -> bytes:
+class Rollouts(Collector):
+    """`promptreg_rollout_percent{feature}` and `promptreg_rollout_aborts_total{feature,guard}`
+    for one label, read from the database at each scrape (like the active versions)."""
+
+    def __init__(self, engine: Engine, label: str) -> None:
+        self.engine = engine
+        self.label = label
+
+    def collect(self) -> Iterator[Metric]:
+        percent = GaugeMetricFamily(
+            "promptreg_rollout_percent",
+            "Percent of requests on the candidate of each running or paused rollout.",
+            labels=["feature"],
+        )
+        aborts = CounterMetricFamily(
+            "promptreg_rollout_aborts",
+            "Rollouts taken back, by the guard (or person) that aborted them.",
+            labels=["feature", "guard"],
+        )
+        with Session(self.engine) as session:
+            for feature, value in usage_crud.rollout_percents(session=session, label=self.label):
+                percent.add_metric([feature], value)
+            for (feature, guard), count in usage_crud.rollout_aborts(
+                session=session, label=self.label
+            ).items():
+                aborts.add_metric([feature, guard], count)
+        yield percent
+        yield aborts
+
+
+def exposition(engine: Engine, label: str) -> bytes:
     """The Prometheus text of every metric: this process's, or all processes' in multiprocess."""
     if multiprocess():
         counters = CollectorRegistry()
@@ -187,4 +217,5 @@ def exposition(engine: Engine) -> bytes:
         body = generate_latest(REGISTRY)
     database = CollectorRegistry()
     database.register(ActiveVersions(engine))
+    database.register(Rollouts(engine, label))
     return body + generate_latest(database)

@@ -1,4 +1,5 @@
-"""Hourly rollups: summing events per (feature, hour, version, model), and latency histograms.
+"""Rollups: events summed per (feature, hour, version, model) and per (feature, minute,
+version), with latency histograms.
 
 Latency is kept as counts in log-spaced buckets, eight per doubling (each bucket spans a
 factor 2^(1/8) ≈ 1.09), so a percentile read from merged buckets is within ~4.5% of the
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from registry.store.models import ROLLUP_SUMS, USAGE_OUTCOMES
+from registry.store.models import MINUTE_SUMS, ROLLUP_SUMS, USAGE_OUTCOMES
 
 BUCKETS_PER_DOUBLING = 8
 OUTCOME_COLUMNS = USAGE_OUTCOMES  # one count column per outcome in usage_rollups
@@ -25,6 +26,11 @@ RollupKey = tuple[int, datetime, int, str]  # feature_id, hour, version, model
 def hour_of(at: datetime) -> datetime:
     """The start of the UTC hour `at` falls in."""
     return at.replace(minute=0, second=0, microsecond=0)
+
+
+def minute_of(at: datetime) -> datetime:
+    """The start of the UTC minute `at` falls in."""
+    return at.replace(second=0, microsecond=0)
 
 
 def latency_bucket(ms: float) -> int:
@@ -95,3 +101,42 @@ def aggregate(
         for key in sorted(buckets)
     ]
     return rollups, latency
+
+
+def aggregate_minutes(
+    rows: Iterable[Mapping[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Minute rows and their latency-bucket rows (per feature, minute, version), sorted.
+
+    What the rollout guards compare: outcome counts, cost with its sum of squares (so the
+    variance of the mean cost is known), latency and token drift.
+    """
+    sums: dict[tuple[int, datetime, int], dict[str, Any]] = {}
+    buckets: dict[tuple[int, datetime, int, int], int] = {}
+    for row in rows:
+        key = (row["feature_id"], minute_of(row["at"]), row["version"])
+        total = sums.get(key)
+        if total is None:
+            total = sums[key] = dict.fromkeys(MINUTE_SUMS, 0)
+            total["cost_usd"] = total["cost_usd_sq"] = total["latency_ms_sum"] = 0.0
+        total["requests"] += 1
+        total[row["outcome"]] += 1
+        cost = row["cost_usd"]
+        if cost is not None:
+            total["cost_usd"] += cost
+            total["cost_usd_sq"] += cost * cost
+            total["cost_n"] += 1
+        if row["outcome"] in ANSWERED and row["estimated_input_tokens"] > 0:
+            total["drift_input_tokens"] += row["input_tokens"]
+            total["drift_estimated_tokens"] += row["estimated_input_tokens"]
+        if row["outcome"] != NO_CALL:
+            total["latency_ms_sum"] += row["latency_ms"]
+            bucket_key = (*key, latency_bucket(row["latency_ms"]))
+            buckets[bucket_key] = buckets.get(bucket_key, 0) + 1
+    names = ("feature_id", "minute", "version")
+    minutes = [{**dict(zip(names, key, strict=True)), **sums[key]} for key in sorted(sums)]
+    latency = [
+        {**dict(zip(names, key[:3], strict=True)), "bucket": key[3], "count": buckets[key]}
+        for key in sorted(buckets)
+    ]
+    return minutes, latency

@@ -4,7 +4,15 @@ from datetime import datetime
 
 from sqlmodel import Session, and_, col, select
 
-from registry.store.models import Feature, FeatureSummary, Label, Version, utcnow
+from registry.store.models import (
+    ACTIVE_STATES,
+    Feature,
+    FeatureSummary,
+    Label,
+    Rollout,
+    Version,
+    utcnow,
+)
 
 
 def get_feature(*, session: Session, name: str) -> Feature | None:
@@ -30,6 +38,13 @@ def list_features_with_label(*, session: Session, label: str) -> list[FeatureSum
         .outerjoin(Version, col(Version.id) == Label.version_id)
         .order_by(col(Feature.name))
     )
+    rolling = dict(
+        session.exec(
+            select(Rollout.feature_id, Rollout.percent).where(
+                Rollout.label == label, col(Rollout.state).in_(ACTIVE_STATES)
+            )
+        ).all()
+    )
     return [
         FeatureSummary(
             name=feature.name,
@@ -38,6 +53,7 @@ def list_features_with_label(*, session: Session, label: str) -> list[FeatureSum
             pinned=bool(row_label and row_label.pinned),
             updated_at=row_label.updated_at if row_label else None,
             retired=feature.retired,
+            rollout_percent=rolling.get(feature.id) if feature.id is not None else None,
         )
         for feature, row_label, version in session.exec(stmt).all()
     ]

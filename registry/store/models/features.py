@@ -5,6 +5,7 @@
 
 from datetime import datetime
 
+from pydantic import Field as PydanticField
 from sqlalchemy import CheckConstraint, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -59,6 +60,8 @@ class FeatureSummary(SQLModel):
     pinned: bool
     updated_at: Timestamp | None
     retired: bool
+    # While a rollout runs: the candidate's share of requests (absent otherwise).
+    rollout_percent: int | None = PydanticField(default=None, exclude_if=lambda v: v is None)
 
 
 # --- versions -----------------------------------------------------------------------------
