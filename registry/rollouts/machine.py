@@ -22,11 +22,14 @@ import json
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from registry import labels
+from registry.definitions.content import VersionContent
 from registry.definitions.policy import RolloutPlan
-from registry.errors import Conflict, NotFound
+from registry.definitions.prompt import describe_error
+from registry.errors import BadRequest, Conflict, NotFound
 from registry.store import crud
 from registry.store.models import Feature, Rollout, RolloutPublic, Version, utcnow
 
@@ -125,8 +128,7 @@ def wait(session: Session, rollout: Rollout, *, decision: dict[str, Any], actor:
         )
         return
     at = utcnow()
-    rollout.waited += 1
-    rollout.step_started_at = at
+    rollout.waited += 1  # the window keeps growing from the step's start: data accumulates
     crud.append_decision(rollout, {**decision, "decision": "wait"}, at)
     crud.save_rollout(session=session, rollout=rollout)
 
@@ -264,3 +266,66 @@ def _audit(
         at=at or utcnow(),
     )
     crud.bump_generation(session=session)
+
+
+# -- what people ask for, by name (the API and the CLI) -------------------------------------
+
+
+def start_by_name(
+    session: Session,
+    name: str,
+    *,
+    label: str,
+    to_version: int,
+    steps: list[int] | None = None,
+    interval: str | None = None,
+    actor: str,
+    reason: str | None = None,
+) -> Rollout:
+    """Roll `to_version` out on `label`, with the candidate's plan (or the defaults) and
+    `steps`/`interval` over it."""
+    feature = labels.feature_or_404(session, name)
+    current = crud.get_label(session=session, feature=feature, name=label, for_update=True)
+    if current is None:
+        raise NotFound(f"feature {name!r} has no version labelled {label!r} to roll out from")
+    stable = crud.version_by_id(session=session, version_id=current.version_id)
+    candidate = labels.version_or_404(session, feature, to_version)
+    raw = dict(VersionContent.from_json(candidate.content).policy.get("rollout") or {})
+    raw.update({k: v for k, v in (("steps", steps), ("interval", interval)) if v is not None})
+    try:
+        plan = RolloutPlan.model_validate(raw)
+    except ValidationError as exc:
+        raise BadRequest("; ".join(describe_error(err) for err in exc.errors())) from None
+    return start(
+        session,
+        feature,
+        label,
+        stable=stable,
+        candidate=candidate,
+        plan=plan,
+        actor=actor,
+        reason=reason,
+    )
+
+
+ACTIONS = ("pause", "resume", "abort", "complete")
+
+
+def act(
+    session: Session, name: str, action: str, *, label: str, actor: str, reason: str | None = None
+) -> Rollout:
+    """Pause, resume, abort or complete the feature's active rollout on `label`."""
+    rollout = find(session, name, label)
+    if action == "pause":
+        pause(session, rollout, actor=actor, reason=reason)
+    elif action == "resume":
+        resume(session, rollout, actor=actor, reason=reason)
+    elif action == "abort":
+        why = f"aborted by {actor}" + (f": {reason}" if reason else "")
+        abort(session, rollout, actor=actor, reason=why)
+    elif action == "complete":
+        why = f"completed by {actor}" + (f": {reason}" if reason else "")
+        complete(session, rollout, actor=actor, reason=why)
+    else:
+        raise BadRequest(f"unknown rollout action {action!r}: use {', '.join(ACTIONS)}")
+    return rollout

@@ -23,7 +23,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from registry.rollouts.guards import ArmStats, GuardConfig, Verdict, judge
 from registry.usage.rollup import bucket_bounds, latency_bucket
@@ -136,6 +136,29 @@ class SimulationResult:
     def minute(self) -> float | None:
         """Minutes from the start to the abort."""
         return self.looks[-1].minute if self.aborted else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as JSON data (`rollout simulate --json`)."""
+        return {
+            "outcome": self.outcome,
+            "guard": self.guard,
+            "reason": self.reason,
+            "step": self.step,
+            "percent": self.percent,
+            "minute": self.minute,
+            "seed": self.seed,
+            "looks": [
+                {
+                    "minute": look.minute,
+                    "step": look.step,
+                    "percent": look.percent,
+                    "decision": look.verdict.decision,
+                    "guard": look.verdict.guard,
+                    "reason": look.verdict.reason,
+                }
+                for look in self.looks
+            ],
+        }
 
     def describe(self) -> str:
         """One paragraph: the traffic, the plan, and what the guards did."""
