@@ -21,13 +21,14 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api.routes import features, health, labels, sync, usage
+from registry.api.routes import features, health, labels, rollouts, sync, usage
 from registry.api.serving import Serving
-from registry.config import Settings
+from registry.config import Settings, span
 from registry.errors import (
     PromptregError,
     http_status,
 )
+from registry.rollouts.controller import Controller
 from registry.store.db import ensure_database
 from registry.tokens import warm_up
 
@@ -89,12 +90,25 @@ def _validation_detail(exc: RequestValidationError) -> str:
 
 
 def create_app(
-    settings: Settings | None = None, *, engine: Engine | None = None, poll_s: float = 0.05
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    poll_s: float = 0.05,
+    controller_tick_s: float | None = 0.25,
 ) -> FastAPI:
-    """The API over a database at the newest migration (refuses one behind it)."""
+    """The API over a database at the newest migration (refuses one behind it).
+
+    `controller_tick_s`: how often the rollout controller looks for due decisions (None:
+    no controller in this app, e.g. a test that drives decisions itself).
+    """
     settings = settings or Settings()
     engine = engine or ensure_database(settings.database_url)
     serving = Serving(engine, poll_s=poll_s)
+    controller = (
+        Controller(engine, tick_s=controller_tick_s, retention=span(settings.usage_retention))
+        if controller_tick_s is not None
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,9 +119,13 @@ def create_app(
         gc.collect()
         gc.freeze()
         serving.start()
+        if controller is not None:
+            controller.start()
         try:
             yield
         finally:
+            if controller is not None:
+                controller.stop()
             serving.stop()
 
     app = FastAPI(
@@ -119,6 +137,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.serving = serving
+    app.state.controller = controller
 
     @app.exception_handler(PromptregError)
     async def domain_error(_: Request, exc: PromptregError) -> JSONResponse:
@@ -142,7 +161,7 @@ def create_app(
         log.exception("unexpected error")
         return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
 
-    for module in (features, labels, sync, usage, health):
+    for module in (features, labels, rollouts, sync, usage, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app

@@ -21,6 +21,7 @@ from registry.store.models import (
     Feature,
     FeatureSummary,
     Label,
+    RolloutPublic,
     Timestamp,
     Version,
     VersionPublic,
@@ -59,6 +60,15 @@ class PromptOut(BaseModel):
     inputs: dict[str, Any]
 
 
+class RolloutArm(BaseModel):
+    """While the label rolls out a new version: both versions, the split, the arm served."""
+
+    candidate: int
+    stable: int
+    percent: int
+    arm: str = Field(description="candidate or stable")
+
+
 class ResolvedVersion(BaseModel):
     """A resolved version of a feature (the `ETag` header is its content hash)."""
 
@@ -77,6 +87,7 @@ class ResolvedVersion(BaseModel):
     snapshot: dict[str, Any] = Field(
         description="The stored canonical snapshot (sha256 of its canonical JSON = content_hash)"
     )
+    rollout: RolloutArm | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @classmethod
     def of(
@@ -111,6 +122,11 @@ class RenderIn(Body):
     variables: dict[str, Any] = Field(default_factory=dict)
     label: str | None = Field(default=None, max_length=200, pattern=LABEL_PATTERN)
     version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    key: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Keeps a caller on one arm of a rollout (a user or session id)",
+    )
 
 
 class TokensOut(BaseModel):
@@ -148,6 +164,7 @@ class RenderOut(BaseModel):
     cost_usd_estimate: float | None
     budget: BudgetOut
     degraded_message: str
+    rollout: RolloutArm | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class VersionList(BaseModel):
@@ -185,6 +202,30 @@ class PromoteIn(Body):
 
     label: str | None = Field(default=None, max_length=200, pattern=LABEL_PATTERN)
     version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    reason: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
+
+
+class RolloutList(BaseModel):
+    """Each feature's latest rollout."""
+
+    data: list[RolloutPublic]
+    count: int
+
+
+class RolloutStartIn(Body):
+    """Roll `to_version` out; `steps` and `interval` override the candidate policy's plan."""
+
+    to_version: int = Field(ge=1, le=MAX_VERSION)
+    label: str | None = Field(default=None, max_length=200, pattern=LABEL_PATTERN)
+    steps: list[int] | None = None
+    interval: str | None = Field(default=None, max_length=20)
+    reason: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
+
+
+class RolloutActionIn(Body):
+    """Which label's rollout, and why."""
+
+    label: str | None = Field(default=None, max_length=200, pattern=LABEL_PATTERN)
     reason: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
 
 

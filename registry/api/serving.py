@@ -10,6 +10,7 @@ lookup; a stale one lives at most one poll interval.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -22,6 +23,7 @@ from sqlmodel import Session
 from registry import labels
 from registry.api.schemas import ResolvedVersion
 from registry.definitions.content import FeatureDefinition, VersionContent
+from registry.rollouts.arms import CANDIDATE, STABLE
 from registry.store import crud
 from registry.tokens import Catalog
 
@@ -40,7 +42,7 @@ class Principal:
 
 @dataclass
 class Served:
-    """One resolved version, ready to answer with."""
+    """One resolved version, ready to answer with; `split` when its label is rolling out."""
 
     feature: FeatureDefinition
     version: int
@@ -48,6 +50,30 @@ class Served:
     etag: str
     body: bytes
     catalog: Catalog
+    split: Split | None = None
+
+
+@dataclass
+class Split:
+    """A label under a rollout: both arms, and the answer each gets.
+
+    Its ETag names the split (both versions and the percent), not one version, so a cache
+    revalidating the label sees every step of the rollout.
+    """
+
+    percent: int
+    arms: dict[str, Served]  # "stable" / "candidate" -> that version, served plainly
+    bodies: dict[str, bytes]  # arm -> the label's answer with its `rollout` block
+    etag: str
+
+    def rollout(self, arm: str) -> dict[str, Any]:
+        """The `rollout` block of an answer served from `arm`."""
+        return {
+            "candidate": self.arms[CANDIDATE].version,
+            "stable": self.arms[STABLE].version,
+            "percent": self.percent,
+            "arm": arm,
+        }
 
 
 @dataclass(frozen=True)
@@ -74,7 +100,7 @@ class Serving:
         self._lock = threading.Lock()
         self._served: dict[tuple[str, str, int | None], Served] = {}
         self._tokens: dict[str, Principal | None] = {}
-        self._renders: dict[tuple[str, bytes], RenderAnswer] = {}
+        self._renders: dict[tuple[Any, ...], RenderAnswer] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -146,11 +172,11 @@ class Serving:
         """A resolved version from the cache alone, or None."""
         return self._served.get((name, label, version))
 
-    def cached_render(self, key: tuple[str, bytes]) -> RenderAnswer | None:
+    def cached_render(self, key: tuple[Any, ...]) -> RenderAnswer | None:
         """A render answer for the same feature and request body, or None."""
         return self._renders.get(key)
 
-    def keep_render(self, seen: int, key: tuple[str, bytes], answer: RenderAnswer) -> None:
+    def keep_render(self, seen: int, key: tuple[Any, ...], answer: RenderAnswer) -> None:
         """Remember a render answer read at generation `seen`."""
         self._keep(seen, self._renders, key, answer)
 
@@ -176,15 +202,43 @@ class Serving:
         seen = self.generation
         with Session(self.engine) as session:
             feature, row, label_row = labels.resolve(session, name, label=label, version=version)
-            resolved = ResolvedVersion.of(feature, row, label, label_row)
-        content = VersionContent.model_validate(resolved.snapshot)
-        served = Served(
-            feature=content.definition(),
-            version=row.version,
-            content_hash=row.content_hash,
-            etag=f'"{row.content_hash}"',
-            body=encode(resolved.model_dump(mode="json")),
-            catalog=Catalog.from_snapshot(resolved.snapshot["models"]),
-        )
+            served = _served(ResolvedVersion.of(feature, row, label, label_row))
+            active = (
+                crud.active_rollout(session=session, feature=feature, label=label)
+                if version is None
+                else None
+            )
+            if active is not None:
+                candidate_row = crud.version_by_id(
+                    session=session, version_id=active.candidate_version_id
+                )
+                candidate = _served(ResolvedVersion.of(feature, candidate_row, label, label_row))
+                served.split = _split(served, candidate, active.percent)
         self._keep(seen, self._served, key, served)
         return served
+
+
+def _served(resolved: ResolvedVersion) -> Served:
+    """A resolved version, parsed and encoded once."""
+    content = VersionContent.model_validate(resolved.snapshot)
+    return Served(
+        feature=content.definition(),
+        version=resolved.version,
+        content_hash=resolved.content_hash,
+        etag=f'"{resolved.content_hash}"',
+        body=encode(resolved.model_dump(mode="json")),
+        catalog=Catalog.from_snapshot(resolved.snapshot["models"]),
+    )
+
+
+def _split(stable: Served, candidate: Served, percent: int) -> Split:
+    arms = {STABLE: stable, CANDIDATE: candidate}
+    tag = hashlib.sha256(
+        f"{stable.content_hash}:{candidate.content_hash}:{percent}".encode()
+    ).hexdigest()
+    split = Split(percent, arms, {}, f'"{tag}"')
+    for arm, served in arms.items():
+        answer = json.loads(served.body)
+        answer["rollout"] = split.rollout(arm)
+        split.bodies[arm] = encode(answer)
+    return split

@@ -28,6 +28,7 @@ from registry.api.serving import RenderAnswer, Served, Serving, encode
 from registry.definitions.content import VersionContent
 from registry.errors import CatalogError, RenderError
 from registry.request import prepare
+from registry.rollouts import arms
 from registry.store import crud
 from registry.usage.metrics import count_budget_rejection
 
@@ -64,6 +65,13 @@ _RESOLVE_PARAMETERS = [
         "schema": {"type": "integer", "minimum": 1},
         "description": "A version number.",
     },
+    {
+        "name": "key",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 500},
+        "description": "Keeps a caller on one arm of a rollout (a user or session id).",
+    },
 ]
 _RENDER_BODY = {
     "required": True,
@@ -77,6 +85,8 @@ def _label_version(request: Request) -> tuple[str, int | None]:
     query = request.query_params
     label = query.get("label") or request.app.state.settings.label
     raw = query.get("version")
+    if len(query.get("key") or "") > 500:
+        raise RequestValidationError([{"loc": ("query", "key"), "msg": "500 characters at most"}])
     if len(label) > 200 or not _LABEL.match(label):
         raise RequestValidationError(
             [{"loc": ("query", "label"), "msg": "letters, digits, '_', '.', '-' (200 at most)"}]
@@ -127,10 +137,15 @@ async def resolve(name: str, request: Request) -> Response:
     await authorize(request)
     label, version = _label_version(request)
     served = await _served(request, name, label, version)
-    headers = {"ETag": served.etag}
-    if _matches(request.headers.get("if-none-match"), served.etag):
+    split = served.split
+    etag = served.etag if split is None else split.etag
+    headers = {"ETag": etag}
+    if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    return Response(served.body, media_type=JSON, headers=headers)
+    if split is None:
+        return Response(served.body, media_type=JSON, headers=headers)
+    arm = arms.choose(name, request.query_params.get("key"), split.percent)
+    return Response(split.bodies[arm], media_type=JSON, headers=headers)
 
 
 @router.post(
@@ -141,15 +156,25 @@ async def render(name: str, request: Request) -> Response:
     await authorize(request)
     serving: Serving = request.app.state.serving
     raw = await request.body()
-    key = (name, hashlib.sha256(raw).digest())
-    answer = serving.cached_render(key)
+    digest = hashlib.sha256(raw).digest()
+    answer = serving.cached_render((name, digest))
     if answer is None:
         seen = serving.generation
         body = _render_body(raw)
         label = body.label or request.app.state.settings.label
         served = await _served(request, name, label, body.version)
-        answer = await run_in_threadpool(_render, served, body.variables)
-        serving.keep_render(seen, key, answer)
+        if served.split is None:
+            answer = await run_in_threadpool(_render, served, body.variables, None)
+            serving.keep_render(seen, (name, digest), answer)
+        else:
+            # Per arm: without a key the same body may go to either arm.
+            split = served.split
+            arm = arms.choose(name, body.key, split.percent)
+            answer = serving.cached_render((name, digest, arm))
+            if answer is None:
+                rollout = split.rollout(arm)
+                answer = await run_in_threadpool(_render, split.arms[arm], body.variables, rollout)
+                serving.keep_render(seen, (name, digest, arm), answer)
     if not answer.allowed:
         count_budget_rejection(name)
     return Response(answer.body, media_type=JSON, headers={"ETag": answer.etag})
@@ -166,13 +191,17 @@ def _render_body(raw: bytes) -> RenderIn:
         raise RequestValidationError(errors) from None
 
 
-def _render(served: Served, variables: dict[str, Any]) -> RenderAnswer:
+def _render(
+    served: Served, variables: dict[str, Any], rollout: dict[str, Any] | None
+) -> RenderAnswer:
     try:
         prepared = prepare(served.feature, served.catalog, variables)
     except CatalogError as exc:
         raise RenderError(f"{served.feature.name}: {exc}") from None
-    body = encode(prepared.as_dict(version=served.version))
-    return RenderAnswer(body, prepared.verdict.allowed, served.etag)
+    answer = prepared.as_dict(version=served.version)
+    if rollout is not None:
+        answer["rollout"] = rollout
+    return RenderAnswer(encode(answer), prepared.verdict.allowed, served.etag)
 
 
 @router.get("/{name}/versions", response_model=VersionList)

@@ -39,7 +39,7 @@ def rollback(
         actor=who.name,
         reason=body.reason,
     )
-    _published(request, session)
+    published(request, session)
     return move
 
 
@@ -61,11 +61,11 @@ def promote(
         actor=who.name,
         reason=body.reason,
     )
-    _published(request, session)
+    published(request, session)
     return move
 
 
-def _published(request: Request, session: Session) -> None:
+def published(request: Request, session: Session) -> None:
     """Commit the move and serve it from this replica at once (others follow the marker)."""
     session.commit()
     request.app.state.serving.check()

@@ -128,4 +128,5 @@ def stats(
 @router.get("/metrics", response_class=Response, tags=["health"])
 def prometheus(request: Request) -> Response:
     """Prometheus text: usage counters, latency, tokens, cost, budget rejections, versions."""
-    return Response(metrics.exposition(request.app.state.engine), media_type=metrics.CONTENT_TYPE)
+    body = metrics.exposition(request.app.state.engine, request.app.state.settings.label)
+    return Response(body, media_type=metrics.CONTENT_TYPE)

@@ -1,0 +1,107 @@
+"""Guarded rollouts: read them, and start, pause, resume, abort or complete one (admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from registry import labels
+from registry.api.deps import AdminDep, ReaderDep, SessionDep, SettingsDep
+from registry.api.routes.labels import published
+from registry.api.schemas import LABEL_PATTERN, RolloutActionIn, RolloutList, RolloutStartIn
+from registry.errors import NotFound
+from registry.rollouts import machine
+from registry.store import crud
+from registry.store.models import RolloutPublic
+
+router = APIRouter(prefix="/v1", tags=["rollouts"])
+LabelQuery = Annotated[str | None, Query(max_length=200, pattern=LABEL_PATTERN)]
+
+
+@router.get("/rollouts", response_model=RolloutList)
+def rollouts(
+    _: ReaderDep, session: SessionDep, settings: SettingsDep, label: LabelQuery = None
+) -> RolloutList:
+    """Each feature's latest rollout on the label (running, paused or finished)."""
+    rows = [
+        machine.public(session, row)
+        for row in crud.latest_rollouts(session=session, label=label or settings.label)
+    ]
+    return RolloutList(data=rows, count=len(rows))
+
+
+@router.get("/features/{name}/rollout", response_model=RolloutPublic)
+def rollout(
+    name: str,
+    _: ReaderDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    label: LabelQuery = None,
+) -> RolloutPublic:
+    """The feature's latest rollout on the label, finished or not (404 when it never had one)."""
+    feature = labels.feature_or_404(session, name)
+    found = crud.latest_rollout(session=session, feature=feature, label=label or settings.label)
+    if found is None:
+        raise NotFound(f"feature {name!r} never had a rollout on label {label or settings.label!r}")
+    return machine.public(session, found)
+
+
+@router.post("/features/{name}/rollout/start", response_model=RolloutPublic)
+def start(
+    name: str,
+    body: RolloutStartIn,
+    who: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> RolloutPublic:
+    """Roll a version out on the label, a slice at a time (replaces an active rollout)."""
+    started = machine.start_by_name(
+        session,
+        name,
+        label=body.label or settings.label,
+        to_version=body.to_version,
+        steps=body.steps,
+        interval=body.interval,
+        actor=who.name,
+        reason=body.reason,
+    )
+    answer = machine.public(session, started)
+    published(request, session)
+    return answer
+
+
+def _action(action: str) -> None:
+    def act(
+        name: str,
+        body: RolloutActionIn,
+        who: AdminDep,
+        session: SessionDep,
+        settings: SettingsDep,
+        request: Request,
+    ) -> RolloutPublic:
+        changed = machine.act(
+            session,
+            name,
+            action,
+            label=body.label or settings.label,
+            actor=who.name,
+            reason=body.reason,
+        )
+        answer = machine.public(session, changed)
+        published(request, session)
+        return answer
+
+    act.__doc__ = {
+        "pause": "Hold the rollout at its current split.",
+        "resume": "Continue a paused rollout.",
+        "abort": "Take the candidate back: the label stays on stable, pinned.",
+        "complete": "Promote the candidate to the label now.",
+    }[action]
+    act.__name__ = f"rollout_{action}"
+    router.post(f"/features/{{name}}/rollout/{action}", response_model=RolloutPublic)(act)
+
+
+for _name in machine.ACTIONS:
+    _action(_name)
