@@ -41,19 +41,29 @@ class AsyncRegistry(ClientBase):
         return entry if entry is not None else await asyncio.to_thread(self.cache.load, feature)
 
     async def run(
-        self, feature: str, variables: Mapping[str, Any] | None = None, *, call: ModelCall
+        self,
+        feature: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        call: ModelCall,
+        key: str | None = None,
     ) -> Result:
         """Render, check the budget, call the chain; the answer or the degraded message."""
-        run = self._run(await self.resolve(feature), variables, False)
+        run = self._run(await self.resolve(feature), variables, False, key)
         if not run.rejected:
             await self._drive(run, call)
         return run.result()
 
     def stream(
-        self, feature: str, variables: Mapping[str, Any] | None = None, *, call: ModelCall
+        self,
+        feature: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        call: ModelCall,
+        key: str | None = None,
     ) -> AsyncStream:
         """Like `run`, streaming: `async for chunk in reg.stream(...)`."""
-        return AsyncStream(self, feature, variables, call)
+        return AsyncStream(self, feature, variables, call, key)
 
     async def _drive(self, run: Run, call: ModelCall) -> None:
         steps = run.steps()
@@ -95,9 +105,10 @@ class AsyncStream:
         feature: str,
         variables: Mapping[str, Any] | None,
         call: ModelCall,
+        key: str | None = None,
     ) -> None:
         self._run: Run | None = None
-        self._chunks = self._generate(client, feature, variables, call)
+        self._chunks = self._generate(client, feature, variables, call, key)
 
     def __aiter__(self) -> AsyncStream:
         return self
@@ -120,8 +131,9 @@ class AsyncStream:
         feature: str,
         variables: Mapping[str, Any] | None,
         call: ModelCall,
+        key: str | None,
     ) -> AsyncGenerator[str, None]:
-        run = self._run = client._run(await client.resolve(feature), variables, True)
+        run = self._run = client._run(await client.resolve(feature), variables, True, key)
         if not run.rejected:
             await client._drive(run, call)
         opened = run.opened()

@@ -31,6 +31,7 @@ from registry.errors import (
     from_status,
 )
 from registry.render import CompiledPrompt, Message
+from registry.rollouts import arms
 from registry.tokens import Catalog, ModelInfo
 
 if TYPE_CHECKING:
@@ -63,6 +64,16 @@ class CachedVersion:
         self.checked_at = checked_at
         self.failing = False  # the last revalidation failed: this copy may be stale
         self._counts: dict[tuple[Any, ...], int] = {}
+        # While the label rolls a new version out: its percent and both arms' versions.
+        self.split: tuple[int, dict[str, CachedVersion]] | None = None
+
+    def pick(self, key: str | None) -> CachedVersion:
+        """The version a request with `key` gets: this one, or an arm of the rollout (decided
+        here, from the cached split, with the server's hash: no request is made)."""
+        if self.split is None:
+            return self
+        percent, arms_by_name = self.split
+        return arms_by_name[arms.choose(self.name, key, percent)]
 
     def count(self, model: str, messages: Sequence[Message]) -> int:
         """Input tokens of `messages` on `model`; the same text is counted once."""
@@ -187,9 +198,16 @@ class FeatureCache:
                 data = check_resolved(response.json(), where=f"{self.url} {name}")
             except ValueError:
                 raise RegistryUnavailable(f"{self.url}: {name}: not JSON") from None
-            if entry is not None and data["content_hash"] == entry.content_hash:
+            if data.get("rollout"):
+                fresh = self._split(name, data, response.headers.get("etag"))
+            elif (
+                entry is not None
+                and entry.split is None
+                and data["content_hash"] == entry.content_hash
+            ):
                 return self._fresh(entry)
-            fresh = CachedVersion(data, checked_at=self.clock())
+            else:
+                fresh = CachedVersion(data, checked_at=self.clock())
             self._count("fetched")
             with self._lock:
                 self._entries[name] = fresh
@@ -202,6 +220,34 @@ class FeatureCache:
         if status in (404, 410):
             raise from_status(status, detail) or RegistryUnavailable(detail)
         raise RegistryUnavailable(f"{self.url}: HTTP {status}: {detail}")
+
+    def _split(self, name: str, data: dict[str, Any], etag: str | None) -> CachedVersion:
+        """The label's entry during a rollout: the arm the server sent, the other fetched by
+        version number (immutable), and the split the client then decides from."""
+        rollout = data["rollout"]
+        served = CachedVersion(data, checked_at=self.clock())
+        other_arm = arms.STABLE if rollout["arm"] == arms.CANDIDATE else arms.CANDIDATE
+        other = self._version(name, int(rollout[other_arm]))
+        by_arm = {rollout["arm"]: served, other_arm: other}
+        entry = by_arm[arms.STABLE]
+        entry.split = (int(rollout["percent"]), by_arm)
+        entry.etag = etag or entry.etag
+        entry.checked_at = self.clock()
+        return entry
+
+    def _version(self, name: str, number: int) -> CachedVersion:
+        import httpx
+
+        assert self.http is not None
+        try:
+            response = self.http.get(f"/v1/features/{name}", params={"version": number})
+        except httpx.HTTPError as exc:
+            raise RegistryUnavailable(f"cannot reach {self.url}: {exc!r}") from None
+        if response.status_code != 200:
+            detail = _detail(response)
+            raise from_status(response.status_code, detail) or RegistryUnavailable(detail)
+        data = check_resolved(response.json(), where=f"{self.url} {name} v{number}")
+        return CachedVersion(data, checked_at=self.clock())
 
     def _fresh(self, entry: CachedVersion) -> CachedVersion:
         entry.checked_at = self.clock()

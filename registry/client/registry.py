@@ -74,9 +74,15 @@ class ClientBase:
             )
         self._ids = EventIds()
 
-    def _run(self, entry: CachedVersion, variables: Mapping[str, Any] | None, stream: bool) -> Run:
+    def _run(
+        self,
+        entry: CachedVersion,
+        variables: Mapping[str, Any] | None,
+        stream: bool,
+        key: str | None = None,
+    ) -> Run:
         return Run(
-            entry,
+            entry.pick(key),
             variables or {},
             stream,
             self.breakers,
@@ -147,19 +153,32 @@ class Registry(ClientBase):
         return self.cache.get(feature)
 
     def run(
-        self, feature: str, variables: Mapping[str, Any] | None = None, *, call: ModelCall
+        self,
+        feature: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        call: ModelCall,
+        key: str | None = None,
     ) -> Result:
-        """Render, check the budget, call the chain; the answer or the degraded message."""
-        run = self._run(self.cache.get(feature), variables, False)
+        """Render, check the budget, call the chain; the answer or the degraded message.
+
+        `key` (a user or session id) keeps a caller on one arm of a rollout.
+        """
+        run = self._run(self.cache.get(feature), variables, False, key)
         if not run.rejected:
             self._drive(run, call)
         return run.result()
 
     def stream(
-        self, feature: str, variables: Mapping[str, Any] | None = None, *, call: ModelCall
+        self,
+        feature: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        call: ModelCall,
+        key: str | None = None,
     ) -> Stream:
         """Like `run`, streaming: fallback only before the first chunk (SPEC §8 "Streams")."""
-        run = self._run(self.cache.get(feature), variables, True)
+        run = self._run(self.cache.get(feature), variables, True, key)
         return Stream(run, self._chunks(run, call))
 
     def _chunks(self, run: Run, call: ModelCall) -> Iterator[str]:
