@@ -16,6 +16,7 @@ from registry.config import Settings
 def test_the_cache_folder_follows_xdg_cache_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("PROMPTREG_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     assert Settings().cache_dir == tmp_path / "xdg-cache" / "promptreg"
     monkeypatch.setenv("PROMPTREG_CACHE_DIR", str(tmp_path / "mine"))

@@ -6,7 +6,19 @@ import sys
 
 import typer
 
-from registry.cli import checklist, db, diff, export, files, labels, serve, stats, sync, tokens
+from registry.cli import (
+    checklist,
+    db,
+    diff,
+    export,
+    files,
+    labels,
+    rollout,
+    serve,
+    stats,
+    sync,
+    tokens,
+)
 from registry.cli.backend import close_backends
 from registry.cli.output import fail
 from registry.errors import MissingExtra, PromptregError
@@ -36,6 +48,7 @@ diff.register(app)
 stats.register(app)
 checklist.register(app)
 export.register(app)
+rollout.register(app)
 
 
 def main() -> None:

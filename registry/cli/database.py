@@ -14,6 +14,7 @@ from sqlmodel import Session
 from registry import labels
 from registry.api.schemas import ResolvedVersion
 from registry.cli.backend import os_user
+from registry.rollouts import machine
 from registry.store import crud
 from registry.store.db import ensure_database, session_scope
 
@@ -90,6 +91,49 @@ class DatabaseBackend:
         from registry.usage.stats import feature_stats
 
         return self._read(lambda s: feature_stats(s, name, label=label, window=window))
+
+    def rollouts(self, label: str) -> list[dict[str, Any]]:
+        def run(session: Session) -> list[dict[str, Any]]:
+            rows = crud.latest_rollouts(session=session, label=label)
+            return _json([machine.public(session, row) for row in rows])
+
+        return self._read(run)
+
+    def rollout(self, name: str, label: str) -> dict[str, Any]:
+        def run(session: Session) -> dict[str, Any]:
+            found = machine.find(session, name, label, active=False)
+            return machine.public(session, found).model_dump(mode="json")
+
+        return self._read(run)
+
+    def rollout_start(
+        self,
+        name: str,
+        label: str,
+        to_version: int,
+        steps: list[int] | None,
+        interval: str | None,
+        reason: str | None,
+    ) -> dict[str, Any]:
+        with self.session(write=True) as session:
+            started = machine.start_by_name(
+                session,
+                name,
+                label=label,
+                to_version=to_version,
+                steps=steps,
+                interval=interval,
+                actor=os_user(),
+                reason=reason,
+            )
+            return machine.public(session, started).model_dump(mode="json")
+
+    def rollout_act(self, name: str, action: str, label: str, reason: str | None) -> dict[str, Any]:
+        with self.session(write=True) as session:
+            changed = machine.act(
+                session, name, action, label=label, actor=os_user(), reason=reason
+            )
+            return machine.public(session, changed).model_dump(mode="json")
 
 
 def _json(rows: Sequence[BaseModel]) -> list[dict[str, Any]]:

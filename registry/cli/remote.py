@@ -81,3 +81,38 @@ class RemoteBackend:
         params = {"label": label, "window": window}
         result: dict[str, Any] = self._call("GET", f"/v1/features/{name}/stats", params=params)
         return result
+
+    def rollouts(self, label: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/v1/rollouts", params={"label": label})["data"])
+
+    def rollout(self, name: str, label: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "GET", f"/v1/features/{name}/rollout", params={"label": label}
+        )
+        return result
+
+    def rollout_start(
+        self,
+        name: str,
+        label: str,
+        to_version: int,
+        steps: list[int] | None,
+        interval: str | None,
+        reason: str | None,
+    ) -> dict[str, Any]:
+        body = {
+            "label": label,
+            "to_version": to_version,
+            "steps": steps,
+            "interval": interval,
+            "reason": reason,
+        }
+        result: dict[str, Any] = self._call("POST", f"/v1/features/{name}/rollout/start", json=body)
+        return result
+
+    def rollout_act(self, name: str, action: str, label: str, reason: str | None) -> dict[str, Any]:
+        body = {"label": label, "reason": reason}
+        result: dict[str, Any] = self._call(
+            "POST", f"/v1/features/{name}/rollout/{action}", json=body
+        )
+        return result
