@@ -9,7 +9,13 @@ PROMPTREG_LABEL            label that sync moves (default: production)
 PROMPTREG_WEBHOOK_SECRET   secret of the push webhook's HMAC signature (unset: hook refused)
 PROMPTREG_PROMPTS_DIR      prompts folder inside the repository (default: prompts)
 PROMPTREG_POLICIES_DIR     policies folder inside the repository (default: policies)
-PROMPTREG_CACHE_DIR        where repository URLs are cloned (default: ~/.cache/promptreg)
+PROMPTREG_EVALS_DIR        eval cases folder inside the repository (default: evals)
+PROMPTREG_CACHE_DIR        where repository URLs are cloned and `eval` keeps its answer cache
+                           (default: ~/.cache/promptreg)
+OPENAI_API_KEY             key `promptreg eval` sends to its provider (any value for a local
+                           server; needed for OpenAI itself)
+OPENAI_BASE_URL            `promptreg eval`'s provider when `--provider` is not given (read by
+                           the openai SDK; default: OpenAI)
 PROMETHEUS_MULTIPROC_DIR   metrics folder shared by `serve --workers N` (default: a temp folder)
 """
 
@@ -34,6 +40,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None
     prompts_dir: str = "prompts"
     policies_dir: str = "policies"
+    evals_dir: str = "evals"
     cache_dir: Path = Path.home() / ".cache" / "promptreg"
 
 
