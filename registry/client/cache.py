@@ -58,6 +58,18 @@ class CachedVersion:
         self.failing = False  # the last revalidation failed: this copy may be stale
         self._counts: dict[tuple[Any, ...], int] = {}
 
+    @classmethod
+    def from_feature(cls, feature: Feature, *, version: int = 0) -> CachedVersion:
+        """A feature loaded from files (a working tree, a git ref), ready to run without a
+        server: `promptreg eval` runs cases through it. `version` 0: not a synced version."""
+        data = {
+            "feature": feature.name,
+            "version": version,
+            "content_hash": feature.content_hash,
+            "snapshot": feature.snapshot(),
+        }
+        return cls(data, checked_at=time.monotonic())
+
     def count(self, model: str, messages: Sequence[Message]) -> int:
         """Input tokens of `messages` on `model`; the same text is counted once."""
         key = (model, *[(m.role, m.content, m.name) for m in messages])
@@ -123,6 +135,11 @@ class FeatureCache:
         if entry.failing:
             self._count("served_stale")
         return entry
+
+    def put(self, entry: CachedVersion) -> None:
+        """Serve `entry` under its name (a version built locally, e.g. from files)."""
+        with self._lock:
+            self._entries[entry.name] = entry
 
     def get(self, name: str) -> CachedVersion:
         """The entry, fetched now (blocking) if this process never had it."""
