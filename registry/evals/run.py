@@ -1,0 +1,395 @@
+"""Running cases through the client library's guarded call, on the working tree and a base.
+
+Each side of an evaluation (the working tree; with `--base`, the registry at REF) is a
+`registry.client.Registry` without a server, holding that side's features built from
+files (`CachedVersion.from_feature`): every case runs through `Registry.run`, so the
+feature's own chain, timeouts, retries, circuit breakers, deadline and budget apply as
+in production — an over-budget case is rejected without a call, and counts as failed.
+`--model M` replaces the chain with M alone. Usage is not reported anywhere.
+
+The cases, thresholds and judge prompt always come from the working tree: both sides
+are measured with the same instrument. A case whose variables the base prompt does not
+accept (an input it does not declare, or lacks one it requires) is not run on the base
+side and is left out of the base pass rate (outcome `skipped`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from registry.client import CachedVersion, Registry
+from registry.client.result import DEGRADED, ERROR, REJECTED, TIMEOUT, ModelCall
+from registry.definitions.evals import JUDGE_SCALE, Case, EvalSuite, JudgeSpec
+from registry.definitions.load import Feature, LoadedRegistry
+from registry.definitions.policy import Policy
+from registry.definitions.tree import Tree
+from registry.errors import PromptregError, RenderError
+from registry.evals.assertions import check_answer, check_render, shown
+from registry.evals.cache import AnswerCache, Trace
+from registry.evals.judge import (
+    JudgePrompt,
+    judge_feature,
+    judge_name,
+    parse_score,
+    read_judge_prompt,
+)
+from registry.tokens import Catalog, Estimate
+
+HEAD = "working tree"
+SKIPPED = "skipped"  # the case's variables do not fit this side's prompt: not run
+NO_ANSWER = (REJECTED, DEGRADED, TIMEOUT, ERROR)
+
+
+@dataclass
+class CaseResult:
+    """One case (one repeat of it) on one side."""
+
+    name: str
+    repeat: int
+    passed: bool
+    outcome: str  # the client's outcome (ok, fallback, rejected, degraded, timeout), or skipped
+    answer: str | None
+    failures: list[str]
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    latency_ms: float = 0.0
+    cached: bool = False  # answered from the cache: no request was made
+    requests: int = 0  # requests sent to the provider, the judge's included
+    judge_cost_usd: float | None = None
+
+
+@dataclass
+class SideResult:
+    """A feature's cases on one side: the working tree or the base ref."""
+
+    ref: str
+    state: str = "ok"  # ok, missing (no such feature at REF), invalid (broken at REF)
+    content_hash: str | None = None
+    cases: list[CaseResult] = field(default_factory=list)
+    note: str | None = None
+
+    @property
+    def runs(self) -> list[CaseResult]:
+        """The cases that ran (not skipped)."""
+        return [c for c in self.cases if c.outcome != SKIPPED]
+
+    @property
+    def passed(self) -> int:
+        """How many runs passed."""
+        return sum(c.passed for c in self.runs)
+
+    @property
+    def total(self) -> int:
+        """How many runs count towards the pass rate."""
+        return len(self.runs)
+
+    @property
+    def rate(self) -> Fraction | None:
+        """The exact pass rate (None when nothing ran)."""
+        return Fraction(self.passed, self.total) if self.total else None
+
+    @property
+    def pass_rate(self) -> float | None:
+        """The pass rate as a fraction 0–1 (None when nothing ran)."""
+        rate = self.rate
+        return None if rate is None else float(rate)
+
+
+@dataclass
+class FeatureResult:
+    """A feature's evaluation: its side(s) and its verdict against threshold and base."""
+
+    feature: str
+    path: str
+    threshold: float
+    head: SideResult
+    base: SideResult | None = None  # set with --base
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why this feature fails the run (empty: it passes)."""
+        out = []
+        rate, base = self.head.rate, self.base.rate if self.base is not None else None
+        if rate is None or rate < Fraction(str(self.threshold)):
+            out.append(f"under its threshold of {percent(self.threshold)}")
+        if rate is not None and base is not None and rate < base:
+            out.append(f"pass rate dropped from {percent(float(base))}")
+        return out
+
+    @property
+    def ok(self) -> bool:
+        """True when the feature meets its threshold and did not get worse."""
+        return not self.reasons
+
+
+def percent(value: float | None) -> str:
+    """`90%`, `83.3%`; `n/a` for None."""
+    if value is None:
+        return "n/a"
+    shown_ = f"{value * 100:.1f}".removesuffix(".0")
+    return f"{shown_}%"
+
+
+def with_model(feature: Feature, catalog: Catalog, model: str) -> Feature:
+    """`feature` with its chain replaced by `model` alone (timeout and retries of the first)."""
+    first = feature.policy.models[0]
+    data = {
+        **feature.policy_data,
+        "models": [
+            {"model": model, "timeout_s": first.timeout_s, "max_retries": first.max_retries}
+        ],
+    }
+    return dataclasses.replace(
+        feature,
+        policy=Policy.model_validate(data),
+        policy_data=data,
+        models={model: catalog.require(model).as_dict()},
+    )
+
+
+class Side:
+    """One registry snapshot under evaluation, as a server-less client library."""
+
+    def __init__(
+        self, ref: str, loaded: LoadedRegistry, names: list[str], model: str | None
+    ) -> None:
+        self.ref = ref
+        self.loaded = loaded
+        self.client = Registry(None, report_usage=False)
+        self.entries: dict[str, CachedVersion] = {}
+        self.states: dict[str, SideResult] = {}
+        for name in names:
+            feature = loaded.features.get(name)
+            if feature is None:
+                broken = name in loaded.broken
+                problems = [str(p) for p in loaded.problems if p.feature == name]
+                self.states[name] = SideResult(
+                    ref,
+                    "invalid" if broken else "missing",
+                    note="; ".join(problems[:3]) if broken else f"no feature {name} at {ref}",
+                )
+                continue
+            try:
+                if model is not None:
+                    feature = with_model(feature, loaded.catalog, model)
+                entry = CachedVersion.from_feature(feature)
+            except PromptregError as exc:
+                self.states[name] = SideResult(ref, "invalid", note=str(exc))
+                continue
+            self.client.cache.put(entry)
+            self.entries[name] = entry
+            self.states[name] = SideResult(ref, content_hash=feature.content_hash)
+
+    def close(self) -> None:
+        """Stop the client's background machinery."""
+        self.client.close()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One case, one repeat, one side."""
+
+    side: Side
+    suite: EvalSuite
+    index: int
+    repeat: int
+
+
+class Evaluation:
+    """One `promptreg eval` run: sides, judges, the answer cache and the provider's call."""
+
+    def __init__(
+        self,
+        head: LoadedRegistry,
+        head_tree: Tree,
+        suites: dict[str, EvalSuite],
+        *,
+        call: ModelCall,
+        cache: AnswerCache,
+        base: LoadedRegistry | None = None,
+        base_ref: str | None = None,
+        model: str | None = None,
+        repeat: int = 1,
+    ) -> None:
+        self.suites = suites
+        self.call = call
+        self.cache = cache
+        self.repeat = repeat
+        names = sorted(suites)
+        self.head = Side(HEAD, head, names, model)
+        self.base = Side(base_ref or "base", base, names, model) if base is not None else None
+        self.judges = Registry(None, report_usage=False)
+        self._prepare_judges(head, head_tree)
+
+    def _prepare_judges(self, loaded: LoadedRegistry, tree: Tree) -> None:
+        prompts: dict[str, JudgePrompt] = {}
+        for name, suite in self.suites.items():
+            for case in suite.cases:
+                for assertion in case.expect:
+                    if assertion.judge is None:
+                        continue
+                    model = self.judge_model(name, assertion.judge)
+                    prompt_name = suite.spec.judge_prompt
+                    if judge_name(model, prompt_name) in self.judges.cache.names():
+                        continue
+                    if prompt_name not in prompts:
+                        found = read_judge_prompt(tree, loaded.layout, prompt_name)
+                        if isinstance(found, list):
+                            raise PromptregError("; ".join(map(str, found)))
+                        prompts[prompt_name] = found
+                    feature = judge_feature(prompts[prompt_name], loaded, model)
+                    self.judges.cache.put(CachedVersion.from_feature(feature))
+
+    def judge_model(self, feature: str, spec: JudgeSpec) -> str:
+        """The judge's model: its own, else the working tree's (effective) first model."""
+        entry = self.head.entries[feature]
+        return spec.model or entry.policy.models[0].model
+
+    def jobs(self) -> list[Job]:
+        """Every case × repeat × side, in report order."""
+        sides = [s for s in (self.head, self.base) if s is not None]
+        return [
+            Job(side, suite, index, repeat)
+            for name, suite in sorted(self.suites.items())
+            for side in sides
+            if name in side.entries
+            for index in range(len(suite.cases))
+            for repeat in range(1, self.repeat + 1)
+        ]
+
+    def run(
+        self, *, concurrency: int = 4, progress: Callable[[], None] | None = None
+    ) -> list[FeatureResult]:
+        """Run every job (`concurrency` at a time) and gather the results per feature."""
+        jobs = self.jobs()
+
+        def one(job: Job) -> CaseResult:
+            try:
+                return self.run_case(job)
+            finally:
+                if progress is not None:
+                    progress()
+
+        with ThreadPoolExecutor(max_workers=max(concurrency, 1)) as pool:
+            done = list(pool.map(one, jobs))
+        for job, result in zip(jobs, done, strict=True):
+            job.side.states[job.suite.feature].cases.append(result)
+        return [
+            FeatureResult(
+                name,
+                suite.path,
+                suite.spec.threshold,
+                self.head.states[name],
+                self.base.states[name] if self.base is not None else None,
+            )
+            for name, suite in sorted(self.suites.items())
+        ]
+
+    def run_case(self, job: Job) -> CaseResult:
+        """Render, check the render assertions, run the guarded call, check the answer."""
+        feature = job.suite.feature
+        case: Case = job.suite.cases[job.index]
+        entry = job.side.entries[feature]
+        try:
+            messages = entry.compiled.render(case.vars)
+        except RenderError as exc:
+            why = str(exc).removeprefix(f"{feature}: ")
+            return CaseResult(case.name, job.repeat, False, SKIPPED, None, [f"not run: {why}"])
+        wire = [m.as_dict() for m in messages]
+        first = entry.policy.models[0].model
+        failures = []
+        for rendered in case.render:
+            failed = check_render(rendered, wire, count=lambda: entry.count(first, messages))
+            if failed:
+                failures.append(f"render {failed}")
+        trace, judged = Trace(), Trace()
+        costs: list[float] = []
+        call = self.cache.wrap(self.call, trace, sample=job.repeat - 1)
+        result = job.side.client.run(feature, case.vars, call=call)
+        answer = None if result.outcome in NO_ANSWER else result.text
+        if answer is None:
+            failures.insert(0, f"{result.outcome}: {result.reason}")
+        else:
+
+            def judge(spec: JudgeSpec) -> str | None:
+                return self._judge(spec, feature, wire, answer, judged, costs, job.repeat)
+
+            for check in case.expect:
+                failed = check_answer(
+                    check, answer, count=lambda text: entry.count_text(first, text), judge=judge
+                )
+                if failed:
+                    failures.append(failed)
+        usage = result.usage
+        cost = None
+        if result.model is not None:
+            info = entry.models[result.model]
+            cost = Estimate.of(info, usage.input_tokens, usage.output_tokens).cost_usd
+        requests = trace.requests + judged.requests
+        return CaseResult(
+            name=case.name,
+            repeat=job.repeat,
+            passed=not failures,
+            outcome=result.outcome,
+            answer=answer,
+            failures=failures,
+            model=result.model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=cost,
+            latency_ms=max(result.latency_s + trace.latency_adjust_s, 0.0) * 1000,
+            cached=requests == 0 and trace.hits > 0,
+            requests=requests,
+            judge_cost_usd=sum(costs) if costs else None,
+        )
+
+    def _judge(
+        self,
+        spec: JudgeSpec,
+        feature: str,
+        conversation: list[dict[str, str]],
+        answer: str,
+        trace: Trace,
+        costs: list[float],
+        repeat: int,
+    ) -> str | None:
+        model = self.judge_model(feature, spec)
+        name = judge_name(model, self.suites[feature].spec.judge_prompt)
+        variables = {
+            "rubric": spec.rubric,
+            "answer": answer,
+            "conversation": conversation,
+            "feature": feature,
+        }
+        call = self.cache.wrap(self.call, trace, sample=repeat - 1)
+        result = self.judges.run(name, variables, call=call)
+        if result.model is not None:
+            info = self.judges.resolve(name).models[result.model]
+            usage = result.usage
+            cost = Estimate.of(info, usage.input_tokens, usage.output_tokens).cost_usd
+            if cost is not None:
+                costs.append(cost)
+        if result.outcome in NO_ANSWER:
+            return f"judge: no grade ({result.outcome}: {result.reason})"
+        grade = parse_score(result.text)
+        if grade is None:
+            return f"judge: no score from 1 to 5 in {model}'s answer {shown(result.text)}"
+        if grade.score >= spec.min_score:
+            return None
+        return (
+            f"judge: {grade.score:g}/{JUDGE_SCALE[1]} from {model}, needs {spec.min_score:g}: "
+            f"{shown(grade.reason, 160)}"
+        )
+
+    def close(self) -> None:
+        """Stop every client."""
+        self.head.close()
+        if self.base is not None:
+            self.base.close()
+        self.judges.close()
