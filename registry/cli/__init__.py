@@ -7,6 +7,7 @@ import sys
 import typer
 
 from registry.cli import checklist, db, diff, export, files, labels, serve, stats, sync, tokens
+from registry.cli import eval as evals
 from registry.cli.backend import close_backends
 from registry.cli.output import fail
 from registry.errors import MissingExtra, PromptregError
@@ -33,6 +34,7 @@ serve.register(app)
 tokens.register(app)
 db.register(app)
 diff.register(app)
+evals.register(app)
 stats.register(app)
 checklist.register(app)
 export.register(app)
