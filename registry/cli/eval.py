@@ -98,13 +98,16 @@ def eval_(
     loaded = load_tree(repo, layout, samples=False)
     tree = DirTree(repo)
     checked = check_evals(tree, loaded, evals_dir_of(evals_dir))
-    names = _selected(features or [], loaded, checked.suites, evals_dir_of(evals_dir))
-    problems = [p for p in checked.problems if p.feature in names or p.feature is None]
-    problems += [p for p in loaded.problems if p.feature in names]
+    wanted = set(features or []) or set(checked.suites) | {
+        p.feature for p in checked.problems if p.feature is not None
+    }
+    problems = [p for p in checked.problems if p.feature in wanted or p.feature is None]
+    problems += [p for p in loaded.problems if p.feature in wanted]
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
         fail(f"{len(problems)} problem(s) in the cases or features to evaluate", code=2)
+    names = _selected(features or [], loaded, checked.suites, evals_dir_of(evals_dir))
     if model is not None and loaded.catalog.lookup(model) is None:
         fail(
             f"--model {model!r} is not in the catalog; declare it in "
@@ -158,10 +161,14 @@ def _load_base(repo: Path, layout: Layout, base: str) -> tuple[LoadedRegistry, s
     """The registry at git ref `base`, read from git's objects (like `promptreg diff`)."""
     from registry.config import get_settings
     from registry.definitions.load import RegistryLoader
+    from registry.errors import PromptregError
     from registry.gitrepo import GitTree, open_repo, resolve_ref
 
-    gitrepo, _ = open_repo(str(repo), cache_dir=get_settings().cache_dir)
-    ref, sha = resolve_ref(gitrepo, base)
+    try:
+        gitrepo, _ = open_repo(str(repo), cache_dir=get_settings().cache_dir)
+        ref, sha = resolve_ref(gitrepo, base)
+    except PromptregError as exc:
+        fail(f"--base: {exc}", code=2)
     return RegistryLoader(GitTree(gitrepo, sha), layout, samples=False).load(), ref, sha
 
 

@@ -112,7 +112,7 @@ def validate(
         fail(f"--format must be text, github or json, not {output!r}", code=2)
     loaded = load_tree(path, layout_of(prompts_dir, policies_dir))
     evals = check_evals(DirTree(path), loaded, evals_dir_of(evals_dir))
-    problems = sorted([*loaded.problems, *evals.problems], key=Problem.sort_key)
+    problems = sorted([*loaded.problems, *evals.all_problems], key=Problem.sort_key)
     if output == "json":
         print_json(
             {

@@ -20,10 +20,17 @@ from registry.evals.judge import check_judges
 
 @dataclass
 class EvalCheck:
-    """The eval files of a tree, and the problems found in them."""
+    """The eval files of a tree, the problems found in them, and the render assertions
+    that fail (problems for `validate`; for `eval`, failures of those cases)."""
 
     suites: dict[str, EvalSuite]
     problems: list[Problem]
+    render_failures: list[Problem]
+
+    @property
+    def all_problems(self) -> list[Problem]:
+        """Everything `validate` reports, in file order."""
+        return sorted([*self.problems, *self.render_failures], key=Problem.sort_key)
 
     @property
     def cases(self) -> int:
@@ -35,18 +42,23 @@ def check_evals(tree: Tree, loaded: LoadedRegistry, evals_dir: str) -> EvalCheck
     """Load every eval file of `tree` and check it against the loaded registry."""
     names = set(loaded.features) | loaded.broken
     suites, problems = load_evals(tree, evals_dir, names, policies_dir=loaded.layout.policies_dir)
+    failures: list[Problem] = []
     for name, suite in sorted(suites.items()):
         feature = loaded.features.get(name)
         if feature is not None:  # a broken feature's own problems are reported already
-            problems.extend(check_suite(suite, feature, tree, loaded))
-    return EvalCheck(suites, sorted(problems, key=Problem.sort_key))
+            found, failed = check_suite(suite, feature, tree, loaded)
+            problems.extend(found)
+            failures.extend(failed)
+    return EvalCheck(suites, sorted(problems, key=Problem.sort_key), failures)
 
 
 def check_suite(
     suite: EvalSuite, feature: Feature, tree: Tree, loaded: LoadedRegistry
-) -> list[Problem]:
-    """Variables, renders, render assertions and judges of one feature's cases."""
+) -> tuple[list[Problem], list[Problem]]:
+    """Variables, renders and judges of one feature's cases (problems), and its render
+    assertions (failures)."""
     problems: list[Problem] = []
+    failures: list[Problem] = []
     compiled = feature.compiled()
     first = feature.policy.models[0].model
     for i, case in enumerate(suite.cases):
@@ -70,6 +82,6 @@ def check_suite(
             except CatalogError as exc:
                 failed = str(exc)
             if failed:
-                problems.append(suite.problem(("cases", i, "render", j), f"{case.name}: {failed}"))
+                failures.append(suite.problem(("cases", i, "render", j), f"{case.name}: {failed}"))
     problems.extend(check_judges(suite, tree, loaded, first))
-    return problems
+    return problems, failures

@@ -11,7 +11,7 @@ The judge runs through the same guarded call as the feature, under a small polic
 its own (`judge_policy`): one model from the catalog, temperature 0, a 300-token
 answer, a budget as large as the model's context window. It answers a score from 1 to
 5; `parse_score` reads it from JSON (`{"score": 4, "reason": …}`), from a labelled
-`Score: 4/5`, or from a bare number, and rescales an `N/10`-style score to 1–5.
+`Score: 4/5`, or from a number that opens the answer, and rescales `N/10` to 1–5.
 """
 
 from __future__ import annotations
@@ -171,8 +171,9 @@ class Grade:
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _OUT_OF = rf"(?:\s*(?:/|out\s+of)\s*{_NUMBER})?"
-_LABELLED = re.compile(rf"(?i)\bscore\b[\s*_:=\"'-]*{_NUMBER}{_OUT_OF}")
+_LABELLED = re.compile(rf"(?i)\bscore\b(?:\s+(?:is|of))?[\s*_:=\"'-]*{_NUMBER}{_OUT_OF}")
 _BARE = re.compile(rf"^[\s*]*{_NUMBER}{_OUT_OF}[\s*.]*$")
+_LEADING = re.compile(rf"^[\s*]*{_NUMBER}{_OUT_OF}[\s*.]*(?:$|[-–—:,;(]|\s)")
 
 
 def parse_score(text: str) -> Grade | None:
@@ -182,8 +183,7 @@ def parse_score(text: str) -> Grade | None:
         labelled = list(_LABELLED.finditer(text))
         match = labelled[-1] if labelled else None
         if match is None:
-            first = text.strip().splitlines()[0] if text.strip() else ""
-            match = _BARE.match(first)
+            match = _LEADING.match(text.strip())  # `4`, `3/5 - misses the menu path`
         if match is None:
             return None
         value = float(match.group(1))
