@@ -131,20 +131,19 @@ class AnswerCache:
             timeout: float,
         ) -> Reply:
             key = self.key(model, messages, params, max_output_tokens, sample)
+            waited = time.monotonic()  # waiting for the same request in another thread too
             with self._lock(key):
-                started = time.monotonic()
                 hit = self.get(key)
                 if hit is not None:
                     trace.hits += 1
-                    trace.latency_adjust_s += hit.latency_s - (time.monotonic() - started)
+                    trace.latency_adjust_s += hit.latency_s - (time.monotonic() - waited)
                     return Reply(hit.text, hit.usage)
                 trace.requests += 1
-                out = call(model, messages, params, max_output_tokens, stream, timeout)
-                reply = _as_reply(out)
+                started = time.monotonic()
+                reply = _as_reply(call(model, messages, params, max_output_tokens, stream, timeout))
+                took = time.monotonic() - started
                 if reply.text:  # an empty answer is a failure of the model: not kept
-                    self.put(
-                        key, model, Answer(reply.text, reply.usage, time.monotonic() - started)
-                    )
+                    self.put(key, model, Answer(reply.text, reply.usage, took))
                 return reply
 
         return cached

@@ -77,7 +77,8 @@ def _usd(value: float | None) -> str:
 
 
 def _arrow(before: str | None, after: str) -> str:
-    return after if before is None else f"{before} → {after}"
+    """`before → after`; just `after` when there is no before or it is the same."""
+    return after if before is None or before == after else f"{before} → {after}"
 
 
 def _rate(side: SideResult | None) -> str:
