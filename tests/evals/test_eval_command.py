@@ -263,3 +263,49 @@ def test_errors_are_one_line_and_stop_before_any_request(repo, provider):
     assert provider.total == 0
     for result in (bad, keyless, model, base, fmt):
         assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_case_the_base_prompt_cannot_take_is_skipped_on_the_base_side(repo, provider):
+    base_prompt = prompt().replace("  channel: {type: string, default: email}\n", "")
+    base_prompt = base_prompt.replace("Channel: {{ channel }} | Ticket", "Ticket |")
+    cases = files()["evals/triage.yaml"].replace(
+        "{message: Hello there, channel: chat}", "{message: Hi}"
+    )
+    repo.commit("no channel yet", {"prompts/triage.jinja": base_prompt, "evals/triage.yaml": cases})
+    repo.write(files())  # the pull request adds `channel`, and a case that sets it
+    data = eval_json(repo, provider, "--base", "main", code=0)
+    (feature,) = data["features"]
+    assert (feature["base_passed"], feature["base_total"], feature["base_pass_rate"]) == (2, 2, 1.0)
+    hello = cases_of(data)["hello is other"]
+    assert hello["passed"] is True
+    assert hello["base"]["outcome"] == "skipped" and hello["base"]["passed"] is False
+    assert hello["base"]["failures"] == ["not run: unknown input(s) 'channel'"]
+    text = run_eval(repo, provider, "--base", "main").stdout
+    assert "✓ hello is other  [skip → pass]" in text
+    assert "before: not run: unknown input(s) 'channel'" in text
+
+
+def test_a_feature_new_in_the_pull_request_has_no_base_pass_rate(repo, provider):
+    repo.rename("policies/triage.yaml", "policies/route.yaml")
+    repo.rename("evals/triage.yaml", "evals/route.yaml")
+    repo.write({"policies/route.yaml": "prompt: triage\n" + POLICY})
+    data = eval_json(repo, provider, "--base", "main", code=0)
+    (feature,) = data["features"]
+    assert feature["feature"] == "route" and feature["pass_rate"] == 1.0
+    assert feature["base_state"] == "missing" and feature["base_pass_rate"] is None
+    assert feature["base_note"] == "no feature route at main"
+    assert all(c["base"] is None for c in feature["cases"])
+    markdown = run_eval(repo, provider, "--base", "main", "--format", "markdown").stdout
+    assert "| ✅ | `route` | missing → **100% (3/3)** | 100% |" in markdown
+
+
+def test_no_cases_anywhere_is_an_empty_report(repo, provider):
+    repo.write({"evals/triage.yaml": None})
+    assert eval_json(repo, provider, code=0) == {
+        "ok": True,
+        "base": None,
+        "base_commit": None,
+        "repeat": 1,
+        "features": [],
+    }
+    assert "No feature has eval cases." in run_eval(repo, provider, "--format", "markdown").stdout
