@@ -37,6 +37,7 @@ from registry.evals.judge import (
     parse_score,
     read_judge_prompt,
 )
+from registry.render import Message
 from registry.tokens import Catalog, Estimate
 
 HEAD = "working tree"
@@ -153,6 +154,13 @@ def with_model(feature: Feature, catalog: Catalog, model: str) -> Feature:
     )
 
 
+def warm_up(entry: CachedVersion) -> None:
+    """Load the tokenizer of every model of the chain now: a case's latency should not
+    carry a first load (a served process has them loaded)."""
+    for ref in entry.policy.models:
+        entry.count(ref.model, [Message("user", "warm up")])
+
+
 class Side:
     """One registry snapshot under evaluation, as a server-less client library."""
 
@@ -182,6 +190,7 @@ class Side:
             except PromptregError as exc:
                 self.states[name] = SideResult(ref, "invalid", note=str(exc))
                 continue
+            warm_up(entry)
             self.client.cache.put(entry)
             self.entries[name] = entry
             self.states[name] = SideResult(ref, content_hash=feature.content_hash)
@@ -226,6 +235,10 @@ class Evaluation:
         self.base = Side(base_ref or "base", base, names, model) if base is not None else None
         self.judges = Registry(None, report_usage=False)
         self._prepare_judges(head, head_tree)
+        if any(
+            a.json_schema is not None for s in suites.values() for c in s.cases for a in c.expect
+        ):
+            import jsonschema.validators  # noqa: F401  # not inside the first timed cases
 
     def _prepare_judges(self, loaded: LoadedRegistry, tree: Tree) -> None:
         prompts: dict[str, JudgePrompt] = {}
@@ -244,7 +257,9 @@ class Evaluation:
                             raise PromptregError("; ".join(map(str, found)))
                         prompts[prompt_name] = found
                     feature = judge_feature(prompts[prompt_name], loaded, model)
-                    self.judges.cache.put(CachedVersion.from_feature(feature))
+                    entry = CachedVersion.from_feature(feature)
+                    warm_up(entry)
+                    self.judges.cache.put(entry)
 
     def judge_model(self, feature: str, spec: JudgeSpec) -> str:
         """The judge's model: its own, else the working tree's (effective) first model."""
@@ -276,8 +291,11 @@ class Evaluation:
                 if progress is not None:
                     progress()
 
+        # The first job runs alone: it pays the provider client's start-up (connection pool,
+        # lazy SDK imports), which would otherwise slow every case in flight beside it.
+        done = [one(job) for job in jobs[:1]]
         with ThreadPoolExecutor(max_workers=max(concurrency, 1)) as pool:
-            done = list(pool.map(one, jobs))
+            done += pool.map(one, jobs[1:])
         for job, result in zip(jobs, done, strict=True):
             job.side.states[job.suite.feature].cases.append(result)
         return [
