@@ -28,7 +28,7 @@ from registry.cli.output import fail, print_json
 
 if TYPE_CHECKING:
     from registry.definitions.load import Layout, LoadedRegistry
-    from registry.evals.run import FeatureResult
+    from registry.evals.results import FeatureResult
 
 FORMATS = ("text", "markdown", "json", "junit")
 
@@ -95,6 +95,8 @@ def eval_(
         fail(f"--format must be one of {', '.join(FORMATS)}, not {output!r}", code=2)
     require("openai", "promptreg eval")
     layout = layout_of(prompts_dir, policies_dir)
+    if not (repo / layout.policies_dir).is_dir():
+        fail(f"{repo}: no {layout.policies_dir}/ folder here; pass --repo", code=2)
     loaded = load_tree(repo, layout, samples=False)
     tree = DirTree(repo)
     checked = check_evals(tree, loaded, evals_dir_of(evals_dir))

@@ -118,7 +118,6 @@ def validate(
             {
                 "ok": not problems,
                 "features": sorted(loaded.features),
-                "eval_cases": evals.cases,
                 "problems": [
                     {"file": p.file, "line": p.line, "feature": p.feature, "message": p.message}
                     for p in problems

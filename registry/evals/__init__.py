@@ -4,6 +4,6 @@ Modules: `check` (what `validate` runs: variables, renders, render assertions, j
 no model), `assertions` (each assertion on an answer or on rendered messages), `judge`
 (the registry's judge prompt, its policy, reading its score), `cache` (answers on disk,
 keyed by request), `run` (the working tree and a base ref as server-less clients, cases
-in a thread pool), `report` (text, markdown, JSON, JUnit). The file format of the cases
-is `registry.definitions.evals`.
+in a thread pool), `results` (case runs, pass rates, verdicts), `report` (text,
+markdown, JSON, JUnit). The file format of the cases is `registry.definitions.evals`.
 """

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.client.result import DEGRADED, ERROR, TIMEOUT
-from registry.evals.run import HEAD, CaseResult, FeatureResult, SideResult, percent
+from registry.evals.results import HEAD, CaseResult, FeatureResult, SideResult, percent
 
 
 @dataclass(frozen=True)
