@@ -120,23 +120,23 @@ def eval_(
         _load_base(repo, layout, base) if base else (None, None, None)
     )
     client = _provider(provider)
-    settings = get_settings()
-    cache = AnswerCache(settings.cache_dir / "evals", read=not no_cache)
-    evaluation = Evaluation(
-        loaded,
-        tree,
-        {name: checked.suites[name] for name in names},
-        call=openai_call(client),
-        cache=cache,
-        base=base_loaded,
-        base_ref=base_ref,
-        model=model,
-        repeat=repeat,
-    )
     try:
-        results = _run(evaluation, concurrency)
+        evaluation = Evaluation(
+            loaded,
+            tree,
+            {name: checked.suites[name] for name in names},
+            call=openai_call(client),
+            cache=AnswerCache(get_settings().cache_dir / "evals", read=not no_cache),
+            base=base_loaded,
+            base_ref=base_ref,
+            model=model,
+            repeat=repeat,
+        )
+        try:
+            results = _run(evaluation, concurrency)
+        finally:
+            evaluation.close()
     finally:
-        evaluation.close()
         client.close()
     _report(results, output, base_ref, base_commit, repeat)
     if not all(r.ok for r in results):

@@ -127,8 +127,9 @@ def text(results: list[FeatureResult], context: Context) -> str:
         if result.reasons:
             line += f": {'; '.join(result.reasons)}"
         out.append(line)
-        if result.base is not None and result.base.note:
-            out.append(f"    base: {result.base.note}")
+        for side, note in (("", result.head.note), ("base: ", result.base and result.base.note)):
+            if note:
+                out.append(f"    {side}{note}")
         for head, base in paired(result):
             mark = "✓" if head.passed else "✗"
             parts = [f"  {mark} {case_label(head, context)}"]

@@ -93,10 +93,10 @@ class Side:
                 if model is not None:
                     feature = with_model(feature, loaded.catalog, model)
                 entry = CachedVersion.from_feature(feature)
+                warm_up(entry)
             except PromptregError as exc:
                 self.states[name] = SideResult(ref, "invalid", note=str(exc))
                 continue
-            warm_up(entry)
             self.client.cache.put(entry)
             self.entries[name] = entry
             self.states[name] = SideResult(ref, content_hash=feature.content_hash)
@@ -149,6 +149,8 @@ class Evaluation:
     def _prepare_judges(self, loaded: LoadedRegistry, tree: Tree) -> None:
         prompts: dict[str, JudgePrompt] = {}
         for name, suite in self.suites.items():
+            if name not in self.head.entries:
+                continue  # not runnable on the working tree: no case of it runs
             for case in suite.cases:
                 for assertion in case.expect:
                     if assertion.judge is None:
