@@ -14,16 +14,20 @@ PROMPTREG_LABEL            the label commands read and move, sync moves and serv
 PROMPTREG_WEBHOOK_SECRET   secret of the push webhook's HMAC signature (unset: hook refused)
 PROMPTREG_PROMPTS_DIR      prompts folder inside the repository (default: prompts)
 PROMPTREG_POLICIES_DIR     policies folder inside the repository (default: policies)
+PROMPTREG_EVALS_DIR        eval cases folder inside the repository (default: evals)
 PROMPTREG_USAGE_RETENTION  how long raw usage events are kept, like 30d or 12h (default: 30d;
                            rollups are kept)
-PROMPTREG_CACHE_DIR        where repository URLs are cloned and other re-creatable files are
-                           kept (default: the platform's cache folder, e.g.
+PROMPTREG_CACHE_DIR        where repository URLs are cloned and `eval` keeps its answer cache
+                           (default: the platform's cache folder, e.g.
                            $XDG_CACHE_HOME/promptreg or ~/.cache/promptreg on Linux,
                            ~/Library/Caches/promptreg on macOS)
 
 Read by libraries promptreg runs on:
+OPENAI_API_KEY             key for an OpenAI-compatible provider (`openai_call`, `promptreg eval`;
+                           any value for a local server)
+OPENAI_BASE_URL            `promptreg eval`'s provider when `--provider` is not given (read by
+                           the openai SDK; default: OpenAI)
 PROMETHEUS_MULTIPROC_DIR   metrics folder shared by `serve --workers N` (default: a temp folder)
-OPENAI_API_KEY             key for an OpenAI-compatible provider (`openai_call`, `eval`)
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None
     prompts_dir: str = "prompts"
     policies_dir: str = "policies"
+    evals_dir: str = "evals"
     cache_dir: Path = Field(default_factory=_cache_dir)
     usage_retention: str = "30d"
 

@@ -94,7 +94,9 @@ def test_importing_the_client_library_loads_no_server_module() -> None:
     assert "registry.client.registry" in loaded  # the import really happened
 
 
-@pytest.mark.parametrize("args", [["--help"], ["rollback", "--help"], ["db", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["rollback", "--help"], ["db", "--help"], ["eval", "--help"]]
+)
 def test_help_loads_no_orm_web_framework_or_tokenizer(args: list[str]) -> None:
     loaded = loaded_modules(LOADED_AFTER_COMMAND, *args)
     assert _forbidden(loaded, (*SERVER_MODULES, *TOKENIZERS, "registry.definitions", "git")) == []

@@ -19,6 +19,7 @@ from registry.cli import (
     sync,
     tokens,
 )
+from registry.cli import eval as evals
 from registry.cli.backend import close_backends
 from registry.cli.output import fail
 from registry.errors import MissingExtra, PromptregError
@@ -45,6 +46,7 @@ serve.register(app)
 tokens.register(app)
 db.register(app)
 diff.register(app)
+evals.register(app)
 stats.register(app)
 checklist.register(app)
 export.register(app)

@@ -24,6 +24,9 @@ PromptsDirOption = Annotated[
 PoliciesDirOption = Annotated[
     str | None, typer.Option("--policies-dir", help="Policies folder inside the repository.")
 ]
+EvalsDirOption = Annotated[
+    str | None, typer.Option("--evals-dir", help="Eval cases folder inside the repository.")
+]
 
 
 def layout_of(prompts_dir: str | None, policies_dir: str | None) -> Layout:
@@ -33,6 +36,13 @@ def layout_of(prompts_dir: str | None, policies_dir: str | None) -> Layout:
 
     settings = get_settings()
     return Layout(prompts_dir or settings.prompts_dir, policies_dir or settings.policies_dir)
+
+
+def evals_dir_of(option: str | None) -> str:
+    """The eval cases folder from the option, falling back to settings."""
+    from registry.config import get_settings
+
+    return option or get_settings().evals_dir
 
 
 def load_tree(root: Path, layout: Layout, *, samples: bool = True) -> LoadedRegistry:
@@ -91,12 +101,19 @@ def validate(
     ] = "text",
     prompts_dir: PromptsDirOption = None,
     policies_dir: PoliciesDirOption = None,
+    evals_dir: EvalsDirOption = None,
 ) -> None:
-    """Check every policy and prompt, render every sample; exit 1 on any problem."""
+    """Check every policy and prompt, render every sample, check every eval case and run its
+    render assertions; exit 1 on any problem."""
+    from registry.definitions.tree import DirTree
+    from registry.errors import Problem
+    from registry.evals.check import check_evals
+
     if output not in ("text", "github", "json"):
         fail(f"--format must be text, github or json, not {output!r}", code=2)
     loaded = load_tree(path, layout_of(prompts_dir, policies_dir))
-    problems = loaded.problems
+    evals = check_evals(DirTree(path), loaded, evals_dir_of(evals_dir))
+    problems = sorted([*loaded.problems, *evals.all_problems], key=Problem.sort_key)
     if output == "json":
         print_json(
             {
@@ -112,7 +129,8 @@ def validate(
         for problem in problems:
             print(_github(problem) if output == "github" else str(problem))
         verdict = "ok" if not problems else f"{len(problems)} problem(s)"
-        summary = f"{len(loaded.features)} feature(s) valid, {verdict}"
+        checked = f"{evals.cases} eval case(s) checked, " if evals.suites else ""
+        summary = f"{len(loaded.features)} feature(s) valid, {checked}{verdict}"
         if output == "text":
             console.print(summary, style="green" if not problems else "red")
         else:

@@ -37,6 +37,8 @@ from registry.tokens import Catalog, ModelInfo
 if TYPE_CHECKING:
     import httpx
 
+    from registry.definitions.content import FeatureDefinition
+
 log = logging.getLogger("promptreg.client")
 COUNT_CACHE_SIZE = 256
 
@@ -74,6 +76,18 @@ class CachedVersion:
             return self
         percent, arms_by_name = self.split
         return arms_by_name[arms.choose(self.name, key, percent)]
+
+    @classmethod
+    def from_feature(cls, feature: FeatureDefinition, *, version: int = 0) -> CachedVersion:
+        """A feature loaded from files (a working tree, a git ref), ready to run without a
+        server: `promptreg eval` runs cases through it. `version` 0: not a synced version."""
+        data = {
+            "feature": feature.name,
+            "version": version,
+            "content_hash": feature.content_hash,
+            "snapshot": feature.content.as_dict(),
+        }
+        return cls(data, checked_at=time.monotonic())
 
     def count(self, model: str, messages: Sequence[Message]) -> int:
         """Input tokens of `messages` on `model`; the same text is counted once."""
@@ -140,6 +154,11 @@ class FeatureCache:
         if entry.failing:
             self._count("served_stale")
         return entry
+
+    def put(self, entry: CachedVersion) -> None:
+        """Serve `entry` under its name (a version built locally, e.g. from files)."""
+        with self._lock:
+            self._entries[entry.name] = entry
 
     def get(self, name: str) -> CachedVersion:
         """The entry, fetched now (blocking) if this process never had it."""

@@ -219,7 +219,7 @@ def test_the_workflow_parses_and_calls_only_commands_that_exist():
     checkout = next(s for s in steps if str(s.get("uses", "")).startswith("actions/checkout"))
     assert checkout["with"]["fetch-depth"] == 0  # diff needs the base branch's history
     calls = [call for s in steps if "run" in s for call in _promptreg_calls(s["run"])]
-    assert {call[0] for call in calls} == {"validate", "diff"}
+    assert {call[0] for call in calls} == {"validate", "diff", "eval"}
     commands = _commands()
     for call in calls:
         command = commands[call[0]]
@@ -228,4 +228,5 @@ def test_the_workflow_parses_and_calls_only_commands_that_exist():
             if word.startswith("--"):
                 assert word in options, f"promptreg {call[0]} has no option {word}"
         if "--format" in call:
-            assert call[call.index("--format") + 1] in ("text", "markdown", "json", "github")
+            formats = ("text", "markdown", "json", "github", "junit")
+            assert call[call.index("--format") + 1] in formats

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from api.harness import Registry, new_registry
 from sqlalchemy import Engine
-from test_packaging import LOADED_AFTER_COMMAND, SERVER_MODULES, TOKENIZERS, loaded_modules
 from support.server import PROMPTREG, AppServer, free_port
+from test_packaging import LOADED_AFTER_COMMAND, SERVER_MODULES, TOKENIZERS, loaded_modules
 from typer.testing import CliRunner, Result
 
 from registry.api.app import create_app
 from registry.cli import app as cli
-from registry.cli import backend, database
+from registry.cli import backend
 from registry.cli import remote as remote_module
 from registry.cli.remote import RemoteBackend
 
