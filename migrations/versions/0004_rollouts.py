@@ -121,13 +121,13 @@ NEW_CHECK = "ck_audit_entries_action"
 
 
 def _audit_actions(actions: tuple[str, ...], old: str, new: str) -> None:
-    """Replace the check on audit_entries.action (SQLite: by recreating the table, whose
-    CHECK constraints SQLAlchemy cannot reflect)."""
+    """Replace the check on audit_entries.action (SQLite: by recreating the table)."""
     check = _in("action", actions)
     if op.get_bind().dialect.name == "sqlite":
-        args = (sa.CheckConstraint(check, name=op.f(new)),)
-        with op.batch_alter_table("audit_entries", recreate="always", table_args=args):
-            pass
+        # SQLAlchemy reflects SQLite's CHECK constraints: the copy drops the old one by name.
+        with op.batch_alter_table("audit_entries", recreate="always") as batch:
+            batch.drop_constraint(op.f(old), type_="check")
+            batch.create_check_constraint(op.f(new), check)
         return
     op.drop_constraint(op.f(old), "audit_entries", type_="check")
     op.create_check_constraint(op.f(new), "audit_entries", check)

@@ -63,3 +63,9 @@ def main() -> None:
         fail(str(exc))
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # a bug: still one line, and nothing was half-applied
+        # Every database write runs in one transaction that an exception rolls back.
+        fail(
+            f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
+            + " (a promptreg bug: nothing was changed; please report it with the command)"
+        )

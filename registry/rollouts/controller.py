@@ -200,7 +200,7 @@ class Controller:
                 "step": rollout.step,
             }
             if verdict.decision == "abort":
-                reason = f"{verdict.guard}: {verdict.reason}; {window}"
+                reason = f"{verdict.reason}; {window}"
                 machine.abort(session, rollout, actor=ACTOR, reason=reason, decision=record)
             elif verdict.decision == "wait":
                 machine.wait(session, rollout, decision=record, actor=ACTOR)

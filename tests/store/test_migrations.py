@@ -7,7 +7,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
 from registry.store import db
 from registry.store.db import (
@@ -156,3 +156,28 @@ def test_missing_migrations_folder_is_a_clear_error(
         head_revision()
     with pytest.raises(MigrationsNotFound):
         migrate(f"sqlite:///{tmp_path / 'x.db'}")
+
+
+def test_every_audit_action_the_models_know_is_accepted_after_migrating(db_url: str) -> None:
+    from registry.store import crud
+    from registry.store.models import AUDIT_ACTIONS
+
+    migrate(db_url)
+    engine = make_engine(db_url)
+    try:
+        with Session(engine) as session:
+            feature = crud.get_or_create_feature(session=session, name="a.x")
+            for action in AUDIT_ACTIONS:
+                crud.add_audit(
+                    session=session,
+                    feature=feature,
+                    label="production",
+                    action=action,
+                    from_version=None,
+                    to_version=None,
+                    actor="ci",
+                )
+            session.commit()
+            assert len(crud.list_audit(session=session, feature=feature)) == len(AUDIT_ACTIONS)
+    finally:
+        engine.dispose()
