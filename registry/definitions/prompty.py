@@ -46,40 +46,24 @@ from typing import Any
 
 from jinja2 import Environment, TemplateSyntaxError
 from jinja2 import meta as jinja_meta
-from pydantic import ValidationError
 
 from registry.definitions.prompt import (
     InputSpec,
-    InputType,
     PromptFileError,
     PromptTemplate,
     decode,
     split_frontmatter,
 )
+from registry.definitions.prompty_inputs import NO_SAMPLE, declare, error, inferred
 from registry.definitions.tree import TreeEscape, clean_path
 from registry.definitions.yamlpos import Loc, Located, YamlProblem, load_yaml
-from registry.errors import Problem
 from registry.render import PROMPTY_THREAD
 
 Read = Callable[[str], bytes]
 
-_KINDS: dict[str, InputType] = {
-    "string": "string", "str": "string", "integer": "integer", "int": "integer",
-    "number": "number", "float": "number", "boolean": "boolean", "bool": "boolean",
-    "list": "list", "array": "list", "object": "object", "dict": "object",
-    "thread": "messages", "messages": "messages",
-}  # fmt: skip
-_SPEC_KEYS = frozenset(
-    {"type", "kind", "default", "sample", "description", "name", "required", "enum",
-     "enumValues", "is_chat_input", "is_chat_history", "json_schema", "strict"}
-)  # fmt: skip
-_VALUE_TYPES: dict[type, InputType] = {
-    bool: "boolean", int: "integer", float: "number", list: "list", dict: "object"
-}  # fmt: skip
 _ENGINES = ("jinja2", "jinja")
 _MAX_BASE_DEPTH = 5
 _MAX_FILE_BYTES = 1_000_000
-_NO_SAMPLE: Any = object()
 
 
 def parse_prompty(data: bytes, path: str, name: str, *, read: Read) -> PromptTemplate:
@@ -90,11 +74,7 @@ def parse_prompty(data: bytes, path: str, name: str, *, read: Read) -> PromptTem
         raise
     except Exception as exc:  # a malformed file is a problem report, never a crash
         message = f"cannot read this Prompty file: {exc.__class__.__name__}: {exc}"
-        raise _error(path, 1, message) from None
-
-
-def _error(file: str, line: int | None, message: str) -> PromptFileError:
-    return PromptFileError([Problem(file, line, message)])
+        raise error(path, 1, message) from None
 
 
 @dataclass
@@ -131,7 +111,7 @@ def _parse(data: bytes, path: str, name: str, read: Read) -> PromptTemplate:
     meta = _interpret(file, raw, ())
     body = file.body
     if not body.strip():
-        raise _error(path, file.body_line, "the prompt body is empty")
+        raise error(path, file.body_line, "the prompt body is empty")
     inputs = dict(meta.inputs)
     given = {**meta.samples, **(meta.sample or {})}
     used = _body_names(body)
@@ -140,7 +120,7 @@ def _parse(data: bytes, path: str, name: str, read: Read) -> PromptTemplate:
         if key not in inputs:
             if meta.has_inputs and used is not None and key not in used:
                 continue  # a leftover key of the sample, not an input of this prompt
-            inputs[key] = _inferred(value)
+            inputs[key] = inferred(value)
         if value is not None or key in meta.inputs:
             sample[key] = value
     if PROMPTY_THREAD.search(body):
@@ -150,7 +130,7 @@ def _parse(data: bytes, path: str, name: str, read: Read) -> PromptTemplate:
         elif thread.type != "messages":
             line = file.line("inputs", "thread") or file.body_line
             message = "input 'thread' is spliced in by ![thread]: make it kind thread"
-            raise _error(path, line, message)
+            raise error(path, line, message)
     has_sample = meta.sample is not None or bool(meta.samples)
     if not has_sample and not any(spec.required for spec in inputs.values()):
         has_sample, meta.sample_line = True, file.line("inputs") or file.body_line
@@ -173,7 +153,7 @@ def _load(data: bytes, path: str, read: Read) -> tuple[_File, dict[str, Any]]:
     """Decode a file, split off its frontmatter and resolve its references."""
     text = decode(data, path)
     if not text.strip():
-        raise _error(path, 1, "empty prompt file")
+        raise error(path, 1, "empty prompt file")
     normal = text.replace("\r\n", "\n").replace("\r", "\n")
     front, front_line, body, body_line = split_frontmatter(normal, path)
     file = _File(path, read, body, body_line, sources=[text])
@@ -186,7 +166,7 @@ def _load(data: bytes, path: str, read: Read) -> tuple[_File, dict[str, Any]]:
     if file.located.data is None:
         return file, {}
     if not isinstance(file.located.data, dict):
-        raise _error(path, front_line, "frontmatter must be a mapping of keys to values")
+        raise error(path, front_line, "frontmatter must be a mapping of keys to values")
     resolved = _resolve(file.located.data, (), file)
     assert isinstance(resolved, dict)
     return file, resolved
@@ -211,32 +191,32 @@ def _resolve(value: Any, loc: Loc, file: _File) -> Any:
         return _read_data(file, target, line, ref)
     if kind == "env" and loc and loc[0] in ("inputs", "sample"):
         message = f"{ref} is not allowed in {loc[0]}: promptreg never reads the server's "
-        raise _error(file.path, line, message + "environment into a prompt (pass a variable)")
+        raise error(file.path, line, message + "environment into a prompt (pass a variable)")
     return value
 
 
 def _target(file: _File, rel: str, line: int | None, ref: str) -> str:
     """The repository path of `rel`, relative to the folder of `file`."""
     if rel.startswith("/") or "\\" in rel or (len(rel) > 1 and rel[1] == ":"):
-        raise _error(file.path, line, f"{ref} is refused: an absolute path")
+        raise error(file.path, line, f"{ref} is refused: an absolute path")
     folder = file.path.rsplit("/", 1)[0] if "/" in file.path else ""
     try:
         return clean_path(f"{folder}/{rel}" if folder else rel)
     except TreeEscape:
-        raise _error(file.path, line, f"{ref} is refused: it leaves the repository") from None
+        raise error(file.path, line, f"{ref} is refused: it leaves the repository") from None
 
 
 def _read_bytes(file: _File, target: str, line: int | None, ref: str) -> bytes:
     try:
         data = file.read(target)
     except TreeEscape:
-        raise _error(file.path, line, f"{ref} is refused: it leaves the repository") from None
+        raise error(file.path, line, f"{ref} is refused: it leaves the repository") from None
     except FileNotFoundError:
-        raise _error(file.path, line, f"{ref} not found: {target} does not exist") from None
+        raise error(file.path, line, f"{ref} not found: {target} does not exist") from None
     except OSError as exc:
-        raise _error(file.path, line, f"{ref} cannot be read: {exc.strerror or exc}") from None
+        raise error(file.path, line, f"{ref} cannot be read: {exc.strerror or exc}") from None
     if len(data) > _MAX_FILE_BYTES:
-        raise _error(file.path, line, f"{ref} is over {_MAX_FILE_BYTES} bytes")
+        raise error(file.path, line, f"{ref} is over {_MAX_FILE_BYTES} bytes")
     return data
 
 
@@ -249,7 +229,7 @@ def _read_data(file: _File, target: str, line: int | None, ref: str) -> Any:
             value = json.loads(text)
         except ValueError as exc:
             message = f"invalid JSON (read for {ref} in {file.path}): {exc}"
-            raise _error(target, getattr(exc, "lineno", None), message) from None
+            raise error(target, getattr(exc, "lineno", None), message) from None
     elif target.endswith((".yaml", ".yml")):
         try:
             value = load_yaml(text, target).data
@@ -270,7 +250,7 @@ def _interpret(file: _File, raw: dict[str, Any], chain: tuple[str, ...]) -> _Met
     elif isinstance(model, dict):
         meta.model = model
     elif model is not None:
-        raise _error(file.path, file.line("model"), "model must be a mapping or a model name")
+        raise error(file.path, file.line("model"), "model must be a mapping or a model name")
     description = raw.get("description")
     meta.description = description if isinstance(description, str) else None
     if "inputs" in raw and raw["inputs"] is not None:
@@ -280,7 +260,7 @@ def _interpret(file: _File, raw: dict[str, Any], chain: tuple[str, ...]) -> _Met
     if sample is not None:
         if not isinstance(sample, dict):
             message = "sample must be a mapping of input names to values"
-            raise _error(file.path, file.line("sample"), message)
+            raise error(file.path, file.line("sample"), message)
         meta.sample = dict(sample)
         meta.sample_line = file.line("sample")
     elif meta.samples:
@@ -301,10 +281,10 @@ def _check_engine(file: _File, raw: dict[str, Any]) -> None:
     line = file.line("template")
     if engine is not None and str(engine).strip().lower() not in _ENGINES:
         message = f"template engine {engine!r} is not supported: promptreg renders Jinja only"
-        raise _error(file.path, line, message)
+        raise error(file.path, line, message)
     if parser is not None and str(parser).strip().lower() != "prompty":
         message = f"template parser {parser!r} is not supported: only Prompty's role lines are"
-        raise _error(file.path, line, message)
+        raise error(file.path, line, message)
 
 
 def _declare_all(file: _File, raw: Any, meta: _Meta) -> None:
@@ -317,80 +297,31 @@ def _declare_all(file: _File, raw: Any, meta: _Meta) -> None:
         for i, item in enumerate(raw):
             line = file.line("inputs", i) or file.line("inputs")
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                raise _error(file.path, line, f"inputs[{i}] must be a mapping with a name")
+                raise error(file.path, line, f"inputs[{i}] must be a mapping with a name")
             if item["name"] in meta.inputs or any(item["name"] == e[0] for e in entries):
-                raise _error(file.path, line, f"input {item['name']!r} is declared twice")
+                raise error(file.path, line, f"input {item['name']!r} is declared twice")
             entries.append((item["name"], {k: v for k, v in item.items() if k != "name"}, line))
     else:
         message = "inputs must be a mapping of names to declarations, or a list of them"
-        raise _error(file.path, file.line("inputs"), message)
+        raise error(file.path, file.line("inputs"), message)
     for name, value, line in entries:
-        spec, sample = _declare(name, value, file.path, line, spec=listed)
+        spec, sample = declare(name, value, file.path, line, spec=listed)
         meta.inputs[name] = spec
-        if sample is not _NO_SAMPLE:
+        if sample is not NO_SAMPLE:
             meta.samples[name] = sample
-
-
-def _declare(
-    name: str, raw: Any, path: str, line: int | None, *, spec: bool = False
-) -> tuple[InputSpec, Any]:
-    """One input's declaration and its sample value (or _NO_SAMPLE)."""
-    keys = set(raw) if isinstance(raw, dict) else set()
-    if not (spec or keys & {"type", "kind", "sample", "default"} or (keys and keys <= _SPEC_KEYS)):
-        return _inferred(raw), (_NO_SAMPLE if raw is None else raw)  # late v1: a sample value
-    kind = raw.get("type", raw.get("kind"))
-    sample = raw.get("sample", _NO_SAMPLE)
-    sample = _NO_SAMPLE if sample is None else sample
-    if kind is None:
-        probe = raw.get("default", sample)
-        input_type = _type_of(probe) if probe is not _NO_SAMPLE else "string"
-    elif str(kind).lower() in _KINDS:
-        input_type = _KINDS[str(kind).lower()]
-    else:
-        known = "string, integer, number, boolean, list (array), object, thread"
-        message = f"input {name!r} has kind {kind!r}, which promptreg cannot check: use {known}"
-        raise _error(path, line, message)
-    fields: dict[str, Any] = {"type": input_type}
-    if "default" in raw:
-        fields["default"] = raw["default"]
-    if isinstance(raw.get("description"), str):
-        fields["description"] = raw["description"]
-    enum = raw.get("enum", raw.get("enumValues"))
-    if enum is not None:
-        fields["enum"] = enum
-    try:
-        declared = InputSpec.model_validate(fields)
-    except ValidationError as exc:
-        messages = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
-        unfit = [m.removeprefix("the default ") for m in messages if m.startswith("the default ")]
-        if unfit:
-            raise _error(path, line, f"default of input {name!r} {unfit[0]}") from None
-        raise _error(path, line, f"input {name!r}: {'; '.join(messages)}") from None
-    return declared, sample
-
-
-def _inferred(value: Any) -> InputSpec:
-    """The declaration of an input known only by its sample value (required; see above)."""
-    if value is None:
-        return InputSpec(type="string", default=None)
-    return InputSpec(type=_type_of(value))
-
-
-def _type_of(value: Any) -> InputType:
-    return _VALUE_TYPES.get(type(value), "string")
 
 
 def _hoist_base(file: _File, base: Any, meta: _Meta, chain: tuple[str, ...]) -> None:
     """Put the `base:` file's model, inputs and sample under this file's."""
     line = file.line("base")
     if not isinstance(base, str) or not base.strip():
-        raise _error(file.path, line, "base must be the relative path of another .prompty file")
+        raise error(file.path, line, "base must be the relative path of another .prompty file")
     ref = f"base: {base}"
     target = _target(file, base.strip(), line, ref)
     if target == file.path or target in chain:
-        raise _error(file.path, line, f"{ref} loops back to {target}")
+        raise error(file.path, line, f"{ref} loops back to {target}")
     if len(chain) >= _MAX_BASE_DEPTH:
-        raise _error(file.path, line, f"{ref}: bases nest deeper than {_MAX_BASE_DEPTH} files")
+        raise error(file.path, line, f"{ref}: bases nest deeper than {_MAX_BASE_DEPTH} files")
     base_file, raw = _load(_read_bytes(file, target, line, ref), target, file.read)
     parent = _interpret(base_file, raw, (*chain, file.path))
     if parent.model is not None:
