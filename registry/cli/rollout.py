@@ -31,7 +31,7 @@ ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (recorde
 
 
 def _when(value: str | None) -> str:
-    return (value or "").replace("T", " ")[:19]
+    return (value or "").replace("T", " ")[5:16]
 
 
 def _arms(row: dict[str, Any]) -> str:
@@ -93,16 +93,41 @@ def _print_one(row: dict[str, Any]) -> None:
     )
     guards = ", ".join(f"{k} {v:g}" for k, v in row["guards"].items() if v is not None)
     console.print(
-        f"every {row['interval_s']:g} s, at least {row['min_requests']} requests per arm; "
+        f"every {_duration(row['interval_s'])}, at least {row['min_requests']} requests per arm; "
         f"guards: {guards or 'none'}",
         highlight=False,
     )
-    if row.get("reason"):
+    if row.get("reason") and row["state"] != "running":
         console.print(f"reason: {row['reason']}", markup=False, highlight=False)
     for decision in row["decisions"][-8:]:
         what = decision.get("decision", "?")
-        detail = decision.get("reason") or ""
-        console.print(f"  {_when(decision.get('at'))}  {what:<10} {detail}", markup=False)
+        if what == "step":
+            what = f"step → {decision.get('percent')}%"
+        numbers = decision.get("numbers")
+        detail = _arms_line(numbers) if numbers else decision.get("reason") or ""
+        console.print(f"  {_when(decision.get('at'))}  {what:<12} {detail}", markup=False)
+
+
+def _arms_line(numbers: dict[str, Any]) -> str:
+    """Both arms' figures of one decision, side by side."""
+
+    def arm(name: str) -> str:
+        figures = numbers.get(name) or {}
+        parts = [f"{figures.get('requests', 0):,} req", f"{figures.get('error_pct') or 0:.1f}% err"]
+        if figures.get("p95_ms") is not None:
+            parts.append(f"p95 {figures['p95_ms']:,.0f} ms")
+        if figures.get("mean_cost_usd") is not None:
+            parts.append(f"${figures['mean_cost_usd']:.6f}")
+        return f"{name} " + ", ".join(parts)
+
+    return f"{arm('candidate')} | {arm('stable')}"
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 @app.command()
