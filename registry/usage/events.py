@@ -13,11 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from registry.definitions.policy import FEATURE_NAME
+from registry.outcomes import ERROR_OUTCOMES
 from registry.store.models import EVENT_ID_LENGTH, MAX_VERSION, NAME_LENGTH, USAGE_OUTCOMES
-
-# Outcomes that count against the error rate: the user got no model answer. `fallback`
-# is a success on a later model; `rejected` is the budget doing its job.
-ERROR_OUTCOMES = ("error", "timeout", "degraded")
 
 MAX_TOKENS = 10_000_000  # over the largest context window of any model: a client bug
 MAX_LATENCY_MS = 3_600_000.0  # one hour; policies give a model call seconds
@@ -176,3 +173,6 @@ def parse_event(raw: Any, now: datetime) -> UsageEventIn:
         at=_when(raw, now),
         **tokens,
     )
+
+
+__all__ = ["ERROR_OUTCOMES", "Invalid", "UsageEventIn", "parse_event"]
