@@ -63,7 +63,10 @@ class Leadership:
     def _hold_advisory(self) -> bool:
         try:
             if self._conn is not None:
-                self._conn.execute(text("SELECT 1"))
+                self._conn.execute(text("SELECT 1"))  # the connection, and its lock, live
+                # End the probe's transaction: a session left idle in transaction is ended by
+                # servers with idle_in_transaction_session_timeout, and the lock with it.
+                self._conn.commit()
                 return True
             conn = self.engine.connect()
             got = conn.execute(
