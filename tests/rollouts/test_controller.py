@@ -121,3 +121,24 @@ def test_the_server_prunes_by_its_configured_retention(reg: Rollouts, engine: En
 
     with AppServer(create_app(settings, engine=engine, controller_tick_s=0.05)):
         wait_for(lambda: count(engine, "usage_events") == 3, 10, "the events past 12h dropped")
+
+
+def test_the_controller_lock_connection_is_not_left_inside_a_transaction(
+    engine: Engine, controller: Controller
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite's controller lock is a file lock")
+    assert controller.leadership.hold()  # taking the lock
+    lock = controller.leadership._conn
+    assert lock is not None
+    pid = lock.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    lock.commit()
+    for _ in range(2):  # keeping it, tick after tick
+        assert controller.leadership.hold()
+    with engine.connect() as conn:
+        state = conn.execute(
+            text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+        ).scalar_one()
+    # "idle in transaction" for the life of the process: servers that end such sessions
+    # (idle_in_transaction_session_timeout) would take the lock away with them.
+    assert state == "idle"
