@@ -19,7 +19,8 @@ from registry.store import usage_crud
 from registry.store.models import utcnow
 from registry.usage import Ingestor
 
-from .scenario import HEALTHY, Arm, Rollouts, decisions
+from .scenario import Rollouts, decisions
+from .traffic import HEALTHY, Arm
 
 
 def test_one_controller_decides_at_a_time_and_another_takes_over_when_it_stops(

@@ -19,19 +19,15 @@ from registry.client import Backoff, Registry
 
 from .scenario import (
     FEATURE,
-    HEALTHY,
     KEYS,
     PATH,
     SERVED_WITHIN_S,
     Rollouts,
-    ScriptedCall,
-    Traffic,
-    answer,
     controller_lock_held,
     decisions,
-    failing,
     serves_only,
 )
+from .traffic import HEALTHY, ScriptedCall, Traffic, answer, failing
 
 pytestmark = pytest.mark.slow
 FAST = Backoff(initial_s=0.01, max_s=0.02, jitter_s=0.0)
@@ -52,7 +48,9 @@ def test_a_failing_candidate_is_aborted_and_no_replica_serves_it_afterwards(
 
         def aborted_while_serving_users() -> bool:
             for _ in range(20):  # users keep coming while the controllers look
-                client.run(FEATURE, {"question": "Where is my order?"}, call=call, key=f"u{next(users)}")
+                client.run(
+                    FEATURE, {"question": "Where is my order?"}, call=call, key=f"u{next(users)}"
+                )
             state = admin.get(f"{b.url}{PATH}/rollout").json()["state"]
             assert state in ("running", "aborted"), state
             return state == "aborted"
@@ -72,12 +70,10 @@ def test_a_failing_candidate_is_aborted_and_no_replica_serves_it_afterwards(
             )
         # The client library drops the split at its next revalidation, and calls v1 only.
         wait_for(lambda: client.resolve(FEATURE).split is None, SERVED_WITHIN_S, "the client")
-        failed_before = call.calls.counts["v2"]
-        results = [
-            client.run(FEATURE, {"question": "?"}, call=call, key=key) for key in KEYS[:100]
-        ]
+        failed_before = call.counts["v2"]
+        results = [client.run(FEATURE, {"question": "?"}, call=call, key=key) for key in KEYS[:100]]
         assert {r.version for r in results} == {1} and {r.outcome for r in results} == {"ok"}
-        assert call.calls.counts["v2"] == failed_before
+        assert call.counts["v2"] == failed_before
 
 
 def test_a_controller_killed_mid_rollout_is_replaced_by_another_replica(

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import text
 from support.wait import wait_for
 
 from registry.client import Backoff, Registry
@@ -16,19 +17,15 @@ from registry.rollouts.controller import Controller, due_at
 
 from .scenario import (
     FEATURE,
-    HEALTHY,
     KEYS,
     PATH,
     SERVED_WITHIN_S,
-    Arm,
     Rollouts,
-    ScriptedCall,
-    answer,
     decisions,
-    post_usage,
     resolve,
     serves_only,
 )
+from .traffic import HEALTHY, Arm, ScriptedCall, answer, post_usage
 
 FAST = Backoff(initial_s=0.01, max_s=0.02, jitter_s=0.0)
 
@@ -132,7 +129,7 @@ def test_a_cost_regression_reported_by_the_client_library_is_aborted(
         ]
         assert client.flush(10)
         by_version = {v: sum(r.version == v for r in results) for v in (1, 2)}
-        assert by_version[2] == call.calls.counts["v2"] >= 20  # each arm has its minimum
+        assert by_version[2] == call.counts["v2"] >= 20  # each arm has its minimum
         assert all(r.outcome == "ok" for r in results)
 
         (decision,) = reg.decide(controller)
@@ -160,7 +157,10 @@ def test_a_paused_rollout_takes_no_step_until_resumed(
         rollout_url = f"{server.url}{PATH}/rollout"
         paused = admin.post(f"{rollout_url}/pause", json={"reason": "looking at a ticket"})
         assert paused.status_code == 200, paused.text
-        assert (paused.json()["state"], paused.json()["reason"]) == ("paused", "looking at a ticket")
+        assert (paused.json()["state"], paused.json()["reason"]) == (
+            "paused",
+            "looking at a ticket",
+        )
         post_usage(admin, server.url, HEALTHY.events(1, 40) + HEALTHY.events(2, 40))
 
         # Hours after the step was due: a paused rollout is not decided.
@@ -243,8 +243,6 @@ def test_a_newer_sync_supersedes_the_rollout_with_a_new_one_from_the_same_stable
         )
         assert reg.rollout().id != first_id
         with reg.engine.connect() as conn:
-            from sqlalchemy import text
-
             old = conn.execute(
                 text("SELECT state, reason FROM rollouts WHERE id = :id"), {"id": first_id}
             ).one()
@@ -255,3 +253,43 @@ def test_a_newer_sync_supersedes_the_rollout_with_a_new_one_from_the_same_stable
             SERVED_WITHIN_S,
             "the server to split between v1 and v3",
         )
+
+
+def test_an_arm_short_of_min_requests_waits_then_the_rollout_aborts(
+    reg: Rollouts, controller: Controller, admin: httpx.Client
+) -> None:
+    reg.release("v1")
+    reg.release("v2")
+    with reg.server() as server:
+        # A terrible candidate, but stable has too few requests to compare it with: wait.
+        post_usage(admin, server.url, HEALTHY.events(1, 5) + Arm(errors_pct=90).events(2, 30))
+        verdicts = [reg.decide(controller)[0] for _ in range(3)]
+        assert [(v["verdict"], v["state"]) for v in verdicts] == [("wait", "running")] * 3
+        assert "stable 5; each arm needs 20" in verdicts[0]["reason"]
+        assert reg.rollout().waited == 3 and reg.label() == (1, False)
+
+        (last,) = reg.decide(controller)  # a fourth interval without enough: abort
+
+        assert (last["state"], reg.label()) == ("aborted", (1, True))
+        entry = reg.audit()[-1]
+        assert entry["action"] == "rollout_abort"
+        assert entry["reason"].startswith("min_requests: waiting for data: candidate 30")
+        assert "still after waiting 3 more intervals" in entry["reason"]
+        wait_for(lambda: serves_only(admin, server.url, 1, KEYS[:20]), SERVED_WITHIN_S, "v1")
+
+
+def test_with_both_arms_at_their_minimum_a_late_look_still_aborts_the_bad_candidate(
+    reg: Rollouts, controller: Controller, admin: httpx.Client
+) -> None:
+    reg.release("v1")
+    reg.release("v2")
+    with reg.server() as server:
+        post_usage(admin, server.url, HEALTHY.events(1, 5) + Arm(errors_pct=50).events(2, 40))
+        (first,) = reg.decide(controller)
+        assert first["verdict"] == "wait"
+        post_usage(admin, server.url, HEALTHY.events(1, 40))  # stable's traffic arrives late
+
+        (second,) = reg.decide(controller)
+
+        assert (second["verdict"], second["guard"]) == ("abort", "error_rate_pp")
+        assert second["numbers"]["stable"]["requests"] == 45  # the window kept growing

@@ -12,15 +12,8 @@ from support.wait import wait_for
 from registry.client import Registry
 from registry.rollouts.controller import Controller
 
-from .scenario import (
-    FEATURE,
-    HEALTHY,
-    PATH,
-    SERVED_WITHIN_S,
-    Rollouts,
-    arms_by_key,
-    post_usage,
-)
+from .scenario import FEATURE, PATH, SERVED_WITHIN_S, Rollouts, arms_by_key
+from .traffic import HEALTHY, post_usage
 
 KEYS = [f"customer-{i}" for i in range(300)]
 ARM_OF_VERSION = {1: "stable", 2: "candidate"}
