@@ -4,6 +4,7 @@ library, request after request; as the percent grows, keys only move stable → 
 from __future__ import annotations
 
 from contextlib import ExitStack
+from typing import Any
 
 import httpx
 from support.server import AppServer
@@ -30,6 +31,13 @@ def client_percent(client: Registry) -> int | None:
     return split[0] if split else None
 
 
+def reply(
+    model: str, messages: Any, params: Any, max_tokens: int, stream: bool, timeout: float
+) -> Any:
+    """A model call that answers at once, streamed or not."""
+    return iter(["Hello ", "there."]) if stream else "Hello there."
+
+
 def test_a_key_stays_on_its_arm_everywhere_and_only_moves_to_the_candidate(
     reg: Rollouts, controller: Controller, admin: httpx.Client
 ) -> None:
@@ -37,7 +45,9 @@ def test_a_key_stays_on_its_arm_everywhere_and_only_moves_to_the_candidate(
     reg.release("v2")
     with ExitStack() as stack:
         a, b = (stack.enter_context(AppServer(reg.app())) for _ in range(2))
-        client = stack.enter_context(Registry(a.url, reg.reader_token, refresh_s=0.05))
+        client = stack.enter_context(
+            Registry(a.url, reg.reader_token, refresh_s=0.05, report_usage=False)
+        )
 
         by_percent = {}
         for percent in (20, 50):
@@ -46,6 +56,13 @@ def test_a_key_stays_on_its_arm_everywhere_and_only_moves_to_the_candidate(
             assert arms_by_key(admin, a.url, KEYS) == on_a  # again: the same answers
             assert arms_by_key(admin, b.url, KEYS) == on_a  # the other replica agrees
             assert client_arms(client) == on_a  # and so does the client library
+            for key in KEYS[:10]:  # whose run and stream call the version of the key's arm
+                ran = client.run(FEATURE, {"question": "?"}, call=reply, key=key)
+                streamed = client.stream(FEATURE, {"question": "?"}, call=reply, key=key)
+                assert "".join(streamed) == "Hello there."
+                assert streamed.result is not None
+                assert ARM_OF_VERSION[ran.version] == on_a[key]
+                assert ARM_OF_VERSION[streamed.result.version] == on_a[key]
             rendered = admin.post(
                 f"{b.url}{PATH}/render", json={"variables": {"question": "?"}, "key": KEYS[7]}
             ).json()
