@@ -5,9 +5,11 @@ the stable version holds ends it and moves at once."""
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import Engine
+from support.cli import cli
 from support.wait import wait_for
 
-from .scenario import FEATURE, PATH, SERVED_WITHIN_S, Rollouts, serves_only
+from .scenario import FEATURE, KEYS, PATH, SERVED_WITHIN_S, Rollouts, serves_only
 
 
 def moves(reg: Rollouts) -> list[tuple[str, int | None, int]]:
@@ -58,3 +60,25 @@ def test_a_revert_to_the_stable_version_during_a_rollout_ends_it(
             SERVED_WITHIN_S,
             "v3 alone",
         )
+
+
+def test_rollback_all_to_a_commit_aborts_a_rollout_of_a_later_version(
+    reg: Rollouts, admin: httpx.Client, cli_engines: list[Engine]
+) -> None:
+    first = reg.commit("v1")
+    reg.sync()
+    reg.release("v2")  # a rollout from v1 (made at the first commit) to v2 (made after it)
+    assert reg.rollout().state == "running"
+
+    code, out, err = cli(
+        "rollback", "--all", "--to-commit", first, "--repo", reg.repo.path,
+        "--database-url", reg.db_url, "--reason", "incident",
+    )  # fmt: skip
+
+    assert code == 0, err
+    assert FEATURE in out  # reported, though its label stays on v1
+    rollout = reg.rollout()
+    assert rollout.state == "aborted" and "incident" in (rollout.reason or "")
+    assert reg.label() == (1, True)  # every abort pins
+    with reg.server() as server:
+        wait_for(lambda: serves_only(admin, server.url, 1, KEYS[:50]), SERVED_WITHIN_S, "v1")
