@@ -67,13 +67,15 @@ def fill(registry: Registry, events: int, now: datetime) -> None:
     for h in range(HOURS):
         hour = hour0 - timedelta(hours=h)
         for version, model in keys:
+            # the first row takes the remainder: the counts sum to `events` exactly
+            count = per_row + (events - per_row * HOURS * len(keys) if not rollups else 0)
             tokens = {
-                "input_tokens": per_row * 1500,
-                "output_tokens": per_row * 200,
-                "estimated_input_tokens": per_row * 1450,
+                "input_tokens": count * 1500,
+                "output_tokens": count * 200,
+                "estimated_input_tokens": count * 1450,
             }
             key = {"feature_id": feature_id, "hour": hour, "version": version, "model": model}
-            rollups.append({**key, **sums(per_row), **tokens})
+            rollups.append({**key, **sums(count), **tokens})
             latency += [
                 {**key, "bucket": first_bucket + i, "count": round(per_row * w)}
                 for i, w in enumerate(weights)
