@@ -286,26 +286,31 @@ def rollback_all(
 
     `ancestors` is the set of commit shas reachable from `commit`, itself included. Each
     feature goes to its newest version made at or before that commit; a feature that did
-    not exist then is left alone.
+    not exist then is left alone. A rollout on the label is aborted when the label moves or
+    its candidate came after the commit, as a single rollback aborts it (the label pinned).
     """
+    why = reason or f"rollback --all --to-commit {commit[:12]}"
     moves: list[LabelMove] = []
     for feature, label_row in crud.labelled_features(session=session, label=label):
         current = crud.version_by_id(session=session, version_id=label_row.version_id)
-        if current.commit_sha in ancestors:
-            continue
         versions = crud.versions_newest_first(session=session, feature=feature)
-        target = next((v for v in versions if v.commit_sha in ancestors), None)
+        target = None
+        if current.commit_sha not in ancestors:
+            target = next((v for v in versions if v.commit_sha in ancestors), None)
+        active = crud.active_rollout(session=session, feature=feature, label=label, for_update=True)
+        later = active is not None and not any(
+            v.id == active.candidate_version_id and v.commit_sha in ancestors for v in versions
+        )
+        if active is not None and (target is not None or later):
+            from registry.rollouts import machine
+
+            machine.abort(session, active, actor=actor, reason=f"rollback by {actor}: {why}")
+            if target is None:  # stays on stable, now pinned
+                moves.append(LabelMove(feature.name, label, current.version, current.version, True))
         if target is None:
             continue
         moved = move(
-            session,
-            feature,
-            label,
-            target,
-            pinned=True,
-            action="rollback",
-            actor=actor,
-            reason=reason or f"rollback --all --to-commit {commit[:12]}",
+            session, feature, label, target, pinned=True, action="rollback", actor=actor, reason=why
         )
         if moved is not None:
             moves.append(replace(moved, from_version=current.version))

@@ -521,10 +521,10 @@ def _versions(engine: Engine) -> list[tuple[Any, ...]]:
 # transaction, whatever the speed of the machine.
 SYNC_PAUSED_HALF_WAY = """
 import sys
+import registry.sync
 from registry.cli import main
-from registry.cli import sync as command
 
-real_sync_ref = command.sync_ref
+real_sync_ref = registry.sync.sync_ref
 
 
 def sync_ref(*args, progress, **kwargs):
@@ -537,7 +537,7 @@ def sync_ref(*args, progress, **kwargs):
     return real_sync_ref(*args, progress=report, **kwargs)
 
 
-command.sync_ref = sync_ref
+registry.sync.sync_ref = sync_ref  # the command imports it when it runs
 sys.argv = ["promptreg", *sys.argv[1:]]
 main()
 """

@@ -10,12 +10,14 @@ it again. Both arms are read from the minute rollups over the same window: from 
 minute the step started to now.
 
 The same loop drops raw usage events older than PROMPTREG_USAGE_RETENTION, and minute
-rollups older than a day, in bounded batches so no transaction grows with the backlog.
+rollups older than a day, in bounded batches so no transaction grows with the backlog, and
+a few batches per tick so a backlog never holds a decision back.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import threading
@@ -39,7 +41,9 @@ CONTROLLER_LOCK_KEY = int.from_bytes(
 )
 ACTOR = "rollout-controller"
 MINUTE_RETENTION = timedelta(days=1)  # guards read minutes of the current step only
-PRUNE_BATCH = 10_000
+PRUNE_BATCH = 10_000  # rows per transaction
+PRUNE_BATCHES_PER_TICK = 5  # a backlog is worked off over ticks, between decisions
+PRUNE_EVERY_TICKS = 60
 
 
 class Leadership:
@@ -59,7 +63,10 @@ class Leadership:
     def _hold_advisory(self) -> bool:
         try:
             if self._conn is not None:
-                self._conn.execute(text("SELECT 1"))
+                self._conn.execute(text("SELECT 1"))  # the connection, and its lock, live
+                # End the probe's transaction: a session left idle in transaction is ended by
+                # servers with idle_in_transaction_session_timeout, and the lock with it.
+                self._conn.commit()
                 return True
             conn = self.engine.connect()
             got = conn.execute(
@@ -124,6 +131,7 @@ class Controller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ticks = 0
+        self._backlog = False  # the last prune stopped at its batch limit
 
     def start(self) -> None:
         """Run in a background thread."""
@@ -161,8 +169,8 @@ class Controller:
             if decision is not None:
                 decided.append(decision)
         self._ticks += 1
-        if self._ticks % 60 == 1:
-            self.prune(now)
+        if self._backlog or self._ticks % PRUNE_EVERY_TICKS == 1:
+            self.prune(now, max_batches=PRUNE_BATCHES_PER_TICK)
         return decided
 
     def decide(self, rollout_id: int | None, now: datetime) -> dict[str, Any] | None:
@@ -209,18 +217,25 @@ class Controller:
             record["state"] = rollout.state
             return record
 
-    def prune(self, now: datetime) -> int:
-        """Drop raw events past retention and old minute rollups, a batch per transaction."""
+    def prune(self, now: datetime, *, max_batches: int | None = None) -> int:
+        """Drop raw events past retention and old minute rollups, a batch per transaction;
+        with `max_batches`, at most that many batches of each (the rest at the next tick)."""
+        # A tick that deleted a backlog of millions in one go would hold every decision
+        # back for minutes: the loop takes a few batches per tick until none are left.
         dropped = 0
+        self._backlog = False
         for drop, before in (
             (usage_crud.drop_old_events, now - self.retention),
             (usage_crud.drop_old_minutes, now - MINUTE_RETENTION),
         ):
-            while True:
+            for batch in itertools.count(1):
                 with session_scope(self.engine, write=True) as session:
                     count = drop(session=session, before=before, limit=PRUNE_BATCH)
                 dropped += count
                 if count < PRUNE_BATCH or self._stop.is_set():
+                    break
+                if max_batches is not None and batch >= max_batches:
+                    self._backlog = True
                     break
         return dropped
 

@@ -204,8 +204,8 @@ def find(session: Session, name: str, label: str, *, active: bool = True) -> Rol
         else crud.latest_rollout(session=session, feature=feature, label=label)
     )
     if found is None:
-        which = "running or paused rollout" if active else "rollout"
-        raise NotFound(f"feature {name!r} has no {which} on label {label!r}")
+        which = "has no running or paused rollout" if active else "never had a rollout"
+        raise NotFound(f"feature {name!r} {which} on label {label!r}")
     return found
 
 

@@ -172,10 +172,15 @@ def minute_sums(
 
 
 def drop_old_events(*, session: Session, before: datetime, limit: int) -> int:
-    """Delete up to `limit` raw events received before `before`; how many were deleted."""
+    """Delete the raw events received before `before` among the `limit` oldest; how many."""
+    # The oldest by primary key (ids grow as events arrive), not a search on received_at:
+    # that column has no index, and a scan of the whole table to find nothing old (the
+    # usual case) took 0.2 s per million events while holding the write lock.
     table = _table(UsageEvent)
-    ids = sa_select(table.c.id).where(table.c.received_at < before).limit(limit)
-    result = session.execute(table.delete().where(table.c.id.in_(ids.scalar_subquery())))
+    oldest = sa_select(table.c.id).order_by(table.c.id).limit(limit).scalar_subquery()
+    result = session.execute(
+        table.delete().where(table.c.id.in_(oldest), table.c.received_at < before)
+    )
     return int(getattr(result, "rowcount", 0) or 0)
 
 

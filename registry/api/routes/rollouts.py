@@ -6,11 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from registry import labels
 from registry.api.deps import AdminDep, ReaderDep, SessionDep, SettingsDep
 from registry.api.routes.labels import published
 from registry.api.schemas import LABEL_PATTERN, RolloutActionIn, RolloutList, RolloutStartIn
-from registry.errors import NotFound
 from registry.rollouts import machine
 from registry.store import crud
 from registry.store.models import RolloutPublic
@@ -40,11 +38,10 @@ def rollout(
     label: LabelQuery = None,
 ) -> RolloutPublic:
     """The feature's latest rollout on the label, finished or not (404 when it never had one)."""
-    feature = labels.feature_or_404(session, name)
-    found = crud.latest_rollout(session=session, feature=feature, label=label or settings.label)
-    if found is None:
-        raise NotFound(f"feature {name!r} never had a rollout on label {label or settings.label!r}")
-    return machine.public(session, found)
+    # The same lookup as the CLI's database mode: both say the same when there is none.
+    return machine.public(
+        session, machine.find(session, name, label or settings.label, active=False)
+    )
 
 
 @router.post("/features/{name}/rollout/start", response_model=RolloutPublic)
