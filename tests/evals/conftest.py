@@ -125,9 +125,7 @@ def repo(tmp_path: Path) -> GitRepo:
 cli = invoke  # `promptreg ARGS` in-process; an unexpected exception fails the test loudly
 
 
-def run_eval(
-    repo: GitRepo, provider: RuleProvider, *args: str, code: int | None = None
-) -> Result:
+def run_eval(repo: GitRepo, provider: RuleProvider, *args: str, code: int | None = None) -> Result:
     """`promptreg eval` on the repository against the provider."""
     result = cli("eval", "--repo", repo.path, "--provider", provider.base_url, *args)
     if code is not None:
