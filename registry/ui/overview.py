@@ -6,10 +6,11 @@ Cheap at 1,000 features because nothing is read per feature:
   each live version) takes three queries and is kept until the change marker moves
   (`Serving.generation`: a label move, a sync, a rollout step or a token change); a
   version's policy is parsed once, since versions never change;
-- usage is the 24-hour window of `stats` in two parts: the hours before the last two are
-  summed once per hour (two grouped queries) and kept; the last two hours are summed on
+- usage is the 24-hour window of `stats` in two parts: the settled hours are summed once
+  (two grouped queries) and kept, with the figures of each feature that has no newer
+  usage; the current hour (and, in its first five minutes, the one before) is summed on
   every request (two grouped queries that seek each feature's rows through the rollups'
-  unique index). So an event reported more than an hour late shows at the next hour.
+  unique index). An event reported after its hour settled shows when the next one does.
 """
 
 from __future__ import annotations
@@ -42,12 +43,18 @@ from registry.usage.rollup import hour_of, percentile
 from registry.usage.stats import Totals, alarms, window_start
 
 WINDOW = timedelta(hours=24)
-LIVE_HOURS = 2  # the current hour and the one before: where reported events still land
+# Clients report usage within seconds (the client library flushes every second), so five
+# minutes into an hour the one before it is settled and read with the older hours.
+SETTLE = timedelta(minutes=5)
 POLICY_CACHE_SIZE = 8192
 _SUMMED = (*ROLLUP_SUMS, "cost_today")
 _F = Feature.__table__  # type: ignore[attr-defined]
 _R = UsageRollup.__table__  # type: ignore[attr-defined]
 _L = UsageLatency.__table__  # type: ignore[attr-defined]
+
+
+# requests, error %, p95 ms, cost today, alarms: a feature's usage columns
+Figures = tuple[int, float | None, float | None, float, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,9 @@ class Overview:
         self._catalogs: dict[str, Catalog] = {}
         self._policies: dict[int, Policy | None] = {}  # version id -> policy
         self._closed: tuple[tuple[datetime, datetime, datetime], Usage] | None = None
+        # per label: (catalog generation, settled hours) -> figures of features without
+        # live usage, which stay what they are until either changes
+        self._settled: dict[str, tuple[tuple[Any, ...], dict[int, Figures]]] = {}
 
     # -- the catalog ------------------------------------------------------------------------
     def catalog(self, label: str) -> Catalog:
@@ -177,14 +187,23 @@ class Overview:
             self._closed = (key, usage)
             return usage
 
+    def _settled_figures(self, label: str, key: tuple[Any, ...]) -> dict[int, Figures]:
+        with self._lock:
+            kept = self._settled.get(label)
+            if kept is None or kept[0] != key:
+                kept = self._settled[label] = (key, {})
+            return kept[1]
+
     def rows(self, label: str, *, now: datetime | None = None) -> tuple[list[FeatureRow], Catalog]:
         """Every feature on `label` with its last-24h usage, cost today and alarms."""
         now = (now or utcnow()).astimezone(UTC)
         catalog = self.catalog(label)
         since = window_start(now, WINDOW)
-        live_start = hour_of(now) - timedelta(hours=LIVE_HOURS - 1)
+        hour = hour_of(now)
+        live_start = hour if now - hour >= SETTLE else hour - timedelta(hours=1)
         today = _day_start(now)
         closed = self._closed_usage(since, live_start, today)
+        settled = self._settled_figures(label, (catalog.generation, since, live_start, today))
         with Session(self.engine) as session:
             live = _usage(session, live_start, None, today=today)
         rows = []
@@ -198,22 +217,29 @@ class Overview:
                 entry.updated_at,
                 entry.rollout,
             )
-            parts = [u for u in (closed, live) if fid in u.sums]
-            if parts:
-                _fill(row, parts, fid, catalog.policies.get(fid), since=since, today=today)
+            policy = catalog.policies.get(fid)
+            figures: Figures | None
+            if fid in live.sums:
+                parts = [u for u in (closed, live) if fid in u.sums]
+                figures = _figures(parts, fid, policy, since=since, today=today)
+            elif fid in closed.sums:
+                figures = settled.get(fid)
+                if figures is None:
+                    figures = settled[fid] = _figures(
+                        [closed], fid, policy, since=since, today=today
+                    )
+            else:
+                figures = None
+            if figures is not None:
+                row.requests, row.error_pct, row.p95_ms, row.cost_today, row.alarms = figures
             rows.append(row)
         return rows, catalog
 
 
-def _fill(
-    row: FeatureRow,
-    parts: list[Usage],
-    fid: int,
-    policy: Policy | None,
-    *,
-    since: datetime,
-    today: datetime,
-) -> None:
+def _figures(
+    parts: list[Usage], fid: int, policy: Policy | None, *, since: datetime, today: datetime
+) -> Figures:
+    """Requests, error %, p95, cost today and alarms of a feature over some usage parts."""
     if len(parts) == 1:
         sums = parts[0].sums[fid]
         histogram = parts[0].histograms.get(fid, {})
@@ -239,12 +265,14 @@ def _fill(
     daily = {today.date(): cost_today}
     if since < today:
         daily[(today - timedelta(days=1)).date()] = totals.cost_usd - cost_today
-    row.requests = totals.requests
-    row.error_pct = totals.error_rate_pct
     p95 = percentile(histogram, 95)
-    row.p95_ms = None if p95 is None else round(p95, 1)
-    row.cost_today = round(cost_today, 6)
-    row.alarms = alarms(policy, totals, daily)
+    return (
+        totals.requests,
+        totals.error_rate_pct,
+        None if p95 is None else round(p95, 1),
+        round(cost_today, 6),
+        alarms(policy, totals, daily),
+    )
 
 
 def _day_start(at: datetime) -> datetime:
