@@ -70,6 +70,15 @@ def _when(value: datetime | str | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} s"
+
+
 def _first_line(text: str | None) -> str:
     lines = (text or "").strip().splitlines()
     return lines[0] if lines else ""
@@ -88,6 +97,7 @@ def _environment() -> Environment:
         usd=_usd,
         signed=_signed,
         when=_when,
+        duration=_duration,
         urlpart=lambda value: quote(str(value), safe=""),
         first_line=_first_line,
     )
@@ -109,7 +119,7 @@ def page(
     from registry.ui.auth import visitor_of
 
     body = templates.get_template(template).render(
-        request=request, visitor=visitor_of(request), prefix=PREFIX, **context
+        **{"nav": "", **context}, request=request, visitor=visitor_of(request), prefix=PREFIX
     )
     return HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
 
