@@ -1,4 +1,6 @@
-"""Dashboard sign-ins: the sha256 of each session cookie, the API token it acts for.
+"""The dashboard: its sign-ins (the sha256 of each session cookie, the API token it acts
+for), and an index on the hour of the hourly rollups, which its features page reads for
+every feature at once.
 
 Revision ID: 0005
 Revises: 0004
@@ -30,7 +32,11 @@ def upgrade() -> None:
         ),
         sa.UniqueConstraint("session_hash", name="uq_browser_sessions_session_hash"),
     )
+    op.create_index("ix_usage_rollups_hour", "usage_rollups", ["hour"])
+    op.create_index("ix_usage_latency_hour", "usage_latency", ["hour"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_usage_latency_hour", table_name="usage_latency")
+    op.drop_index("ix_usage_rollups_hour", table_name="usage_rollups")
     op.drop_table("browser_sessions")
