@@ -138,8 +138,8 @@ def _fields(request: Request, form: Posted, action: str) -> tuple[str, int | Non
             raise HTTPException(422, "a version is a whole number from 1")
         version = int(raw)
     reason = form.fields.get("reason", "").strip()
-    if len(reason) > MAX_REASON:
-        raise HTTPException(422, f"a reason of at most {MAX_REASON} characters")
+    if len(reason) > MAX_REASON or "\x00" in reason:
+        raise HTTPException(422, f"a reason is text of at most {MAX_REASON} characters")
     if action in REASON_REQUIRED and not reason:
         raise HTTPException(422, f"say why: a {action} from the dashboard needs a reason")
     return label, version, reason or None
