@@ -139,20 +139,31 @@ class FeatureCache:
         self._worker: threading.Thread | None = None
         self._closed = False
         self.counts = {"fetched": 0, "not_modified": 0, "registry_errors": 0, "served_stale": 0}
-        if snapshot is not None:
-            for name, data in read_snapshot(snapshot, label=label).items():
-                self._entries[name] = CachedVersion(data, checked_at=float("-inf"))
+        # A snapshot's features, checked against their hashes now, built when first used:
+        # a service that runs one feature does not compile the templates of all the others.
+        self._stored = read_snapshot(snapshot, label=label) if snapshot is not None else {}
 
     # -- the request path ----------------------------------------------------------------
     def get_nowait(self, name: str) -> CachedVersion | None:
         """The cached entry (revalidated in the background when due), or None if never fetched."""
-        entry = self._entries.get(name)
+        entry = self._entries.get(name) or self._from_snapshot(name)
         if entry is None:
             return None
         if self.http is not None and self.clock() - entry.checked_at >= self.refresh_s:
             self._schedule(name)
         if entry.failing:
             self._count("served_stale")
+        return entry
+
+    def _from_snapshot(self, name: str) -> CachedVersion | None:
+        data = self._stored.get(name)
+        if data is None:
+            return None
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None:
+                entry = self._entries[name] = CachedVersion(data, checked_at=float("-inf"))
+            self._stored.pop(name, None)
         return entry
 
     def put(self, entry: CachedVersion) -> None:
@@ -169,7 +180,7 @@ class FeatureCache:
         with self._lock:
             gate = self._loading.setdefault(name, threading.Lock())
         with gate:
-            entry = self._entries.get(name)
+            entry = self._entries.get(name) or self._from_snapshot(name)
             if entry is not None:
                 return entry
             if self.http is None:
@@ -178,7 +189,7 @@ class FeatureCache:
 
     def refresh(self, name: str) -> CachedVersion | None:
         """Revalidate one entry now; on failure keep the old copy, log once, count it."""
-        entry = self._entries.get(name)
+        entry = self._entries.get(name) or self._from_snapshot(name)
         try:
             return self._fetch(name, entry)
         except PromptregError as exc:
@@ -305,14 +316,12 @@ class FeatureCache:
 
     def names(self) -> list[str]:
         """The features cached now."""
-        return sorted(self._entries)
+        return sorted({*self._entries, *self._stored})
 
     def save_snapshot(self, path: str | Path) -> int:
         """Write every cached version to a snapshot file; how many were written."""
-        entries = list(self._entries.values())
-        return write_snapshot(
-            path, [e.data for e in entries], label=self.label, source=self.url or "snapshot"
-        )
+        versions = [e.data for e in list(self._entries.values())] + list(self._stored.values())
+        return write_snapshot(path, versions, label=self.label, source=self.url or "snapshot")
 
     def close(self) -> None:
         """Stop the revalidation thread and close the HTTP connection pool."""

@@ -12,14 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-# The outcomes a run reports (SPEC §4, POST /v1/usage).
-OK = "ok"
-FALLBACK = "fallback"
-DEGRADED = "degraded"
-REJECTED = "rejected"
-TIMEOUT = "timeout"
-ERROR = "error"
-OUTCOMES = (OK, ERROR, TIMEOUT, FALLBACK, DEGRADED, REJECTED)
+from registry.outcomes import DEGRADED, ERROR, FALLBACK, OK, OUTCOMES, REJECTED, TIMEOUT
+
+__all__ = ["DEGRADED", "ERROR", "FALLBACK", "OK", "OUTCOMES", "REJECTED", "TIMEOUT"]
 
 # The model call (SPEC §8): (model, messages, params, max_output_tokens, stream, timeout) ->
 # a str or a Reply-like object; with stream=True an iterable of str chunks, optionally

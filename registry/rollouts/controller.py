@@ -25,12 +25,12 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, text
 
+from registry.outcomes import ERROR_OUTCOMES
 from registry.rollouts import machine
 from registry.rollouts.guards import ArmStats, GuardConfig, judge
 from registry.store import crud, usage_crud
 from registry.store.db import session_scope
 from registry.store.models import Rollout, Version, utcnow
-from registry.usage.events import ERROR_OUTCOMES
 from registry.usage.rollup import minute_of
 
 log = logging.getLogger("promptreg.rollouts")

@@ -49,9 +49,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from registry.outcomes import ERROR_OUTCOMES, NO_CALL
 from registry.rollouts.sequential import boundary, tuned_time
-from registry.usage.events import ERROR_OUTCOMES
-from registry.usage.rollup import NO_CALL, bucket_bounds, percentile
+from registry.usage.latency import bucket_bounds, percentile
 
 GUARDS = ("error_rate_pp", "p95_latency_ratio", "cost_ratio", "drift_pct")  # report order
 TESTED = GUARDS[:3]  # the guards that share alpha; drift is a point estimate

@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from registry.rollouts.guards import ArmStats, GuardConfig, Verdict, judge
-from registry.usage.rollup import bucket_bounds, latency_bucket
+from registry.usage.latency import bucket_bounds, latency_bucket
 
 Judge = Callable[..., Verdict]  # judge(stable, candidate, guards, *, min_requests, alpha)
 

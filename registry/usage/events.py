@@ -13,13 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from registry.definitions.policy import FEATURE_NAME
-from registry.store.models import EVENT_ID_LENGTH, NAME_LENGTH, USAGE_OUTCOMES
+from registry.outcomes import ERROR_OUTCOMES
+from registry.store.models import EVENT_ID_LENGTH, MAX_VERSION, NAME_LENGTH, USAGE_OUTCOMES
 
-# Outcomes that count against the error rate: the user got no model answer. `fallback`
-# is a success on a later model; `rejected` is the budget doing its job.
-ERROR_OUTCOMES = ("error", "timeout", "degraded")
-
-MAX_VERSION = 2**31 - 1  # the column's range
 MAX_TOKENS = 10_000_000  # over the largest context window of any model: a client bug
 MAX_LATENCY_MS = 3_600_000.0  # one hour; policies give a model call seconds
 MAX_COST_USD = 1_000.0  # per call
@@ -177,3 +173,6 @@ def parse_event(raw: Any, now: datetime) -> UsageEventIn:
         at=_when(raw, now),
         **tokens,
     )
+
+
+__all__ = ["ERROR_OUTCOMES", "Invalid", "UsageEventIn", "parse_event"]

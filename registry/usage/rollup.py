@@ -1,25 +1,18 @@
 """Rollups: events summed per (feature, hour, version, model) and per (feature, minute,
-version), with latency histograms.
-
-Latency is kept as counts in log-spaced buckets, eight per doubling (each bucket spans a
-factor 2^(1/8) ≈ 1.09), so a percentile read from merged buckets is within ~4.5% of the
-exact value, and merging hours, versions and models is adding counts. Bucket 0 holds
-calls under 1 ms.
+version), with latency histograms (buckets and percentiles: `registry.usage.latency`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from registry.outcomes import ANSWERED, NO_CALL
 from registry.store.models import MINUTE_SUMS, ROLLUP_SUMS, USAGE_OUTCOMES
+from registry.usage.latency import bucket_bounds, latency_bucket, percentile
 
-BUCKETS_PER_DOUBLING = 8
 OUTCOME_COLUMNS = USAGE_OUTCOMES  # one count column per outcome in usage_rollups
-ANSWERED = ("ok", "fallback")  # outcomes whose input tokens were really counted by a model
-NO_CALL = "rejected"  # the budget refused: no model was called, no latency to measure
 RollupKey = tuple[int, datetime, int, str]  # feature_id, hour, version, model
 
 
@@ -31,38 +24,6 @@ def hour_of(at: datetime) -> datetime:
 def minute_of(at: datetime) -> datetime:
     """The start of the UTC minute `at` falls in."""
     return at.replace(second=0, microsecond=0)
-
-
-def latency_bucket(ms: float) -> int:
-    """The histogram bucket of a latency in milliseconds."""
-    if ms < 1:
-        return 0
-    return 1 + math.floor(math.log2(ms) * BUCKETS_PER_DOUBLING)
-
-
-def bucket_bounds(bucket: int) -> tuple[float, float]:
-    """The [low, high) latency range in milliseconds of a bucket."""
-    if bucket <= 0:
-        return 0.0, 1.0
-    return 2 ** ((bucket - 1) / BUCKETS_PER_DOUBLING), 2 ** (bucket / BUCKETS_PER_DOUBLING)
-
-
-def percentile(histogram: Mapping[int, int], pct: float) -> float | None:
-    """The `pct` percentile of a bucket histogram, interpolated inside its bucket."""
-    total = sum(histogram.values())
-    if total <= 0:
-        return None
-    rank = pct / 100 * total
-    seen = 0
-    for bucket in sorted(histogram):
-        count = histogram[bucket]
-        if count <= 0:
-            continue
-        if seen + count >= rank:
-            low, high = bucket_bounds(bucket)
-            return low + (high - low) * max(0.0, rank - seen) / count
-        seen += count
-    return bucket_bounds(max(histogram))[1]  # unreachable unless counts are negative
 
 
 def aggregate(
@@ -140,3 +101,7 @@ def aggregate_minutes(
         for key in sorted(buckets)
     ]
     return minutes, latency
+
+
+__all__ = ["aggregate", "aggregate_minutes", "bucket_bounds", "hour_of", "latency_bucket"]
+__all__ += ["minute_of", "percentile", "ANSWERED", "NO_CALL", "OUTCOME_COLUMNS"]

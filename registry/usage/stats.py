@@ -24,9 +24,9 @@ from registry import labels
 from registry.config import DEFAULT_LABEL
 from registry.definitions.policy import Policy
 from registry.errors import BadWindow
+from registry.outcomes import ERROR_OUTCOMES
 from registry.store import crud, usage_crud
 from registry.store.models import Feature, utcnow
-from registry.usage.events import ERROR_OUTCOMES
 from registry.usage.rollup import OUTCOME_COLUMNS, hour_of, percentile
 
 _WINDOW = re.compile(r"^\s*(\d{1,6})\s*([mhd])\s*$")

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from registry.api.deps import ReaderDep, SessionDep, SettingsDep
 from registry.api.schemas import ErrorOut
-from registry.usage import MAX_BATCH, Ingestor, feature_stats, metrics
+from registry.usage import metrics
+from registry.usage.ingest import MAX_BATCH, Ingestor
+from registry.usage.stats import feature_stats
 
 router = APIRouter(tags=["usage"])
 

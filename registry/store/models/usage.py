@@ -10,9 +10,10 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from registry.outcomes import OUTCOMES
 from registry.store.models.base import NAME_LENGTH, UTCDateTime, check_in, utcnow
 
-USAGE_OUTCOMES = ("ok", "error", "timeout", "fallback", "degraded", "rejected")
+USAGE_OUTCOMES = OUTCOMES
 EVENT_ID_LENGTH = 200
 
 
