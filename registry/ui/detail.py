@@ -20,12 +20,12 @@ from sqlmodel import Session
 from registry import labels
 from registry.api.serving import Served, Serving
 from registry.errors import CatalogError, NotFound, RenderError
+from registry.outcomes import ERROR_OUTCOMES
 from registry.render import Message
 from registry.rollouts.guards import ArmStats
 from registry.store import crud, usage_crud
 from registry.store.models import AuditEntryPublic, RolloutPublic, VersionPublic, utcnow
 from registry.ui.series import Point, hourly
-from registry.usage.events import ERROR_OUTCOMES
 from registry.usage.rollup import minute_of
 from registry.usage.stats import feature_stats
 

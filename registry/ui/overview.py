@@ -39,7 +39,8 @@ from registry.store.models import (
     Version,
     utcnow,
 )
-from registry.usage.rollup import hour_of, percentile
+from registry.usage.latency import percentile
+from registry.usage.rollup import hour_of
 from registry.usage.stats import Totals, alarms, window_start
 
 WINDOW = timedelta(hours=24)

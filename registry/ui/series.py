@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from registry.outcomes import ERROR_OUTCOMES
 from registry.store.models import UsageLatency, UsageRollup
-from registry.usage.events import ERROR_OUTCOMES
-from registry.usage.rollup import hour_of, percentile
+from registry.usage.latency import percentile
+from registry.usage.rollup import hour_of
 from registry.usage.stats import parse_window, window_start
 
 _R = UsageRollup.__table__  # type: ignore[attr-defined]
