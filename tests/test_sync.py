@@ -521,10 +521,10 @@ def _versions(engine: Engine) -> list[tuple[Any, ...]]:
 # transaction, whatever the speed of the machine.
 SYNC_PAUSED_HALF_WAY = """
 import sys
+import registry.sync as command
 from registry.cli import main
-from registry.cli import sync as command
 
-real_sync_ref = command.sync_ref
+real_sync_ref = command.sync_ref  # the CLI imports it from registry.sync when it runs
 
 
 def sync_ref(*args, progress, **kwargs):
