@@ -77,12 +77,6 @@ def _visitor(engine: Engine, cookie: str | None) -> Visitor | None:
     return None if token is None else Visitor(token.name, token.role, csrf_for(cookie))
 
 
-def visitor_of(request: Request) -> Visitor | None:
-    """The visitor a dependency of this request found (None on the sign-in page)."""
-    visitor: Visitor | None = getattr(request.state, "visitor", None)
-    return visitor
-
-
 def signed_in(request: Request) -> Visitor:
     """A page's visitor; without a live session the page answers with the sign-in form."""
     visitor = _visitor(request.app.state.engine, request.cookies.get(SESSION_COOKIE))

@@ -2,15 +2,15 @@
 usage over the last 24 hours, with the same totals and alarms `promptreg stats` gives.
 
 Cheap at 1,000 features because nothing is read per feature:
-- the catalog (features, where the label points, pinned, the latest rollout, the policy of
-  each live version) takes three queries and is kept until the change marker moves
-  (`Serving.generation`: a label move, a sync, a rollout step or a token change); a
-  version's policy is parsed once, since versions never change;
+- the catalog (catalog.py: features, where the label points, pinned, the latest rollout;
+  and the policy of each live version) takes a few queries and is kept until the change
+  marker moves (`Serving.generation`: a label move, a sync, a rollout step, a token
+  change); a version's policy is parsed once, since versions never change;
 - usage is the 24-hour window of `stats` in two parts: the settled hours are summed once
   (two grouped queries) and kept, with the figures of each feature that has no newer
   usage; the current hour (and, in its first five minutes, the one before) is summed on
-  every request (two grouped queries that seek each feature's rows through the rollups'
-  unique index). An event reported after its hour settled shows when the next one does.
+  every request (two grouped queries over the rollups' hour index). An event reported
+  after its hour settled shows when the next one does.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, case, func
 from sqlalchemy import select as sa_select
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from registry.definitions.policy import Policy
@@ -33,12 +32,12 @@ from registry.store.models import (
     USAGE_OUTCOMES,
     Feature,
     Label,
-    Rollout,
     UsageLatency,
     UsageRollup,
     Version,
     utcnow,
 )
+from registry.ui.catalog import Entry, RolloutBrief, newest_version_ids, read_entries
 from registry.usage.latency import percentile
 from registry.usage.rollup import hour_of
 from registry.usage.stats import Totals, alarms, window_start
@@ -56,35 +55,6 @@ _L = UsageLatency.__table__  # type: ignore[attr-defined]
 
 # requests, error %, p95 ms, cost today, alarms: a feature's usage columns
 Figures = tuple[int, float | None, float | None, float, list[dict[str, Any]]]
-
-
-@dataclass(frozen=True)
-class RolloutBrief:
-    """A feature's latest rollout on the label, as the list shows it."""
-
-    state: str
-    percent: int
-    stable: int
-    candidate: int
-
-    @property
-    def active(self) -> bool:
-        """Running or paused."""
-        return self.state in ("running", "paused")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One feature of the catalog: where the label points it, and the live policy."""
-
-    feature_id: int
-    name: str
-    retired: bool
-    version: int | None
-    version_id: int | None
-    pinned: bool
-    updated_at: datetime | None
-    rollout: RolloutBrief | None
 
 
 @dataclass
@@ -144,11 +114,11 @@ class Overview:
         if kept is not None and kept.generation == generation and generation >= 0:
             return kept
         with Session(self.engine) as session:
-            entries = _entries(session, label)
+            entries = read_entries(session, label)
             labels = sorted(str(name) for name in session.exec(select(Label.name).distinct()).all())
             wanted = {e.version_id for e in entries if e.version_id is not None}
             self._load_policies(session, wanted - set(self._policies))
-            fallback = _newest_version_ids(
+            fallback = newest_version_ids(
                 session, [e.feature_id for e in entries if e.version_id is None]
             )
             self._load_policies(session, set(fallback.values()) - set(self._policies))
@@ -306,84 +276,6 @@ def _usage(session: Session, since: datetime, until: datetime | None, *, today: 
     for fid, bucket, count in session.execute(hist):
         usage.histograms.setdefault(int(fid), {})[int(bucket)] = int(count)
     return usage
-
-
-def _entries(session: Session, label: str) -> list[Entry]:
-    stmt = (
-        sa_select(
-            col(Feature.id),
-            col(Feature.name),
-            col(Feature.retired),
-            col(Label.pinned),
-            col(Label.updated_at),
-            col(Label.version_id),
-            col(Version.version),
-        )
-        .outerjoin(Label, and_(col(Label.feature_id) == Feature.id, col(Label.name) == label))
-        .outerjoin(Version, col(Version.id) == Label.version_id)
-        .order_by(col(Feature.name))
-    )
-    rollouts = _latest_rollouts(session, label)
-    return [
-        Entry(
-            feature_id=int(fid or 0),
-            name=name,
-            retired=bool(retired),
-            version=version,
-            version_id=version_id,
-            pinned=bool(pinned),
-            updated_at=updated_at,
-            rollout=rollouts.get(int(fid or 0)),
-        )
-        for fid, name, retired, pinned, updated_at, version_id, version in session.execute(stmt)
-    ]
-
-
-def _latest_rollouts(session: Session, label: str) -> dict[int, RolloutBrief]:
-    """Each feature's newest rollout on `label`, by feature id (one query)."""
-    newest = (
-        select(col(Rollout.feature_id), func.max(Rollout.id).label("id"))
-        .where(Rollout.label == label)
-        .group_by(col(Rollout.feature_id))
-        .subquery()
-    )
-    stable, candidate = aliased(Version), aliased(Version)
-    stmt = (
-        sa_select(
-            col(Rollout.feature_id),
-            col(Rollout.state),
-            col(Rollout.percent),
-            col(stable.version),
-            col(candidate.version),
-        )
-        .join(newest, col(Rollout.id) == newest.c.id)
-        .join(stable, col(stable.id) == Rollout.stable_version_id)
-        .join(candidate, col(candidate.id) == Rollout.candidate_version_id)
-    )
-    return {
-        int(fid): RolloutBrief(state, int(percent), int(old), int(new))
-        for fid, state, percent, old, new in session.execute(stmt)
-    }
-
-
-def _newest_version_ids(session: Session, feature_ids: list[int]) -> dict[int, int]:
-    """The newest version id of each feature without the label (stats falls back to it)."""
-    if not feature_ids:
-        return {}
-    newest = (
-        select(col(Version.feature_id), func.max(Version.version).label("number"))
-        .where(col(Version.feature_id).in_(feature_ids))
-        .group_by(col(Version.feature_id))
-        .subquery()
-    )
-    stmt = select(Version.feature_id, Version.id).join(
-        newest,
-        and_(
-            col(Version.feature_id) == newest.c.feature_id,
-            col(Version.version) == newest.c.number,
-        ),
-    )
-    return {int(fid): int(vid or 0) for fid, vid in session.exec(stmt)}
 
 
 # -- the page's controls --------------------------------------------------------------------------

@@ -58,29 +58,30 @@ def features(
     q: Text = "",
     show: Text = "all",
     sort: Text = "name",
-    dir: Text = "",
+    order: Annotated[str, Query(alias="dir", max_length=10)] = "",
     page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
     """Every feature: label, version, pinned, rollout, requests, errors, p95, cost, alarms."""
     label = label_of(request, label)
     show = show if show in SHOWS else "all"
     sort = sort if sort in SORTS else "name"
-    dir = dir if dir in ("asc", "desc") else ("desc" if sort in DESCENDING_FIRST else "asc")
+    if order not in ("asc", "desc"):
+        order = "desc" if sort in DESCENDING_FIRST else "asc"
     overview: Overview = request.app.state.ui_overview
     rows, catalog = overview.rows(label)
-    chosen = sort_rows(select_rows(rows, query=q, show=show), by=sort, descending=dir == "desc")
+    chosen = sort_rows(select_rows(rows, query=q, show=show), by=sort, descending=order == "desc")
     pages = max(1, math.ceil(len(chosen) / PER_PAGE))
     page_number = min(page_number, pages)
     base = {"label": label, "q": q, "show": show}
 
     def sort_url(key: str) -> str:
         ascending_first = key not in DESCENDING_FIRST
-        flip = "asc" if dir == "desc" else "desc"
+        flip = "asc" if order == "desc" else "desc"
         direction = flip if key == sort else ("asc" if ascending_first else "desc")
         return f"{PREFIX}?{urlencode({**base, 'sort': key, 'dir': direction})}"
 
     def page_url(number: int) -> str:
-        return f"{PREFIX}?{urlencode({**base, 'sort': sort, 'dir': dir, 'page': number})}"
+        return f"{PREFIX}?{urlencode({**base, 'sort': sort, 'dir': order, 'page': number})}"
 
     context: dict[str, Any] = {
         "title": "Features",
@@ -91,7 +92,7 @@ def features(
         "show": show,
         "shows": SHOWS,
         "sort": sort,
-        "dir": dir,
+        "dir": order,
         "columns": COLUMNS,
         "rows": chosen[(page_number - 1) * PER_PAGE : page_number * PER_PAGE],
         "count": len(chosen),

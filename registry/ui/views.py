@@ -41,6 +41,11 @@ SECURITY_HEADERS = {
 }
 
 
+def visitor_of(request: Request) -> Any:
+    """The signed-in visitor a dependency of this request found (None on the sign-in page)."""
+    return getattr(request.state, "visitor", None)
+
+
 class SignInRequired(Exception):
     """A page was asked for without a live session: answer with the sign-in page."""
 
@@ -116,8 +121,6 @@ def page(
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     """An HTML page (or fragment) with the dashboard's security headers."""
-    from registry.ui.auth import visitor_of
-
     body = templates.get_template(template).render(
         **{"nav": "", **context}, request=request, visitor=visitor_of(request), prefix=PREFIX
     )

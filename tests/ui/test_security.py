@@ -37,6 +37,8 @@ def rollback_form(client: httpx.Client, **fields: str) -> dict[str, str]:
 
 
 def test_pages_need_a_session_and_send_you_to_sign_in(server: AppServer) -> None:
+    root = httpx.get(f"{server.url}/")
+    assert (root.status_code, root.headers["location"]) == (303, "/ui")
     for path in ("/ui", "/ui/features/support.reply", "/ui/audit", "/ui/features/kb.answer/diff"):
         answer = httpx.get(f"{server.url}{path}")
         assert answer.status_code == 303, path
