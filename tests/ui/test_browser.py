@@ -87,6 +87,10 @@ def test_sign_in_list_diff_and_roll_back(tab: Tab, server: AppServer, registry: 
     expect(page).to_have_url(re.compile(r"/ui\?.*\bq=kb\b"))
     page.get_by_label("Name contains").fill("")
     expect(rows).to_have_count(3)
+    page.get_by_label("Show").select_option("pinned")  # nothing pinned yet
+    expect(page.locator("#features td.empty")).to_have_text("No feature matches.")
+    page.get_by_label("Show").select_option("all")
+    expect(rows).to_have_count(3)
     page.get_by_role("link", name="Requests 24h").click()  # sort: busiest first
     expect(rows.first).to_contain_text("support.reply")
     expect(rows.first).to_contain_text("120")
