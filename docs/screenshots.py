@@ -4,7 +4,8 @@
 
 In a temporary folder: this repository's demo registry (prompts/, policies/) committed to
 a fresh git repository and synced, then a second commit to support.reply, whose policy has
-a rollout section, so the sync starts a guarded rollout (5% on the new version); a week of
+a rollout section, so the sync starts a guarded rollout (5% on the new version), which
+`oncall` pauses and resumes; a week of
 synthetic usage for every feature, and a few minutes of both arms of the rollout. The app
 runs under uvicorn on 127.0.0.1 and Debian's Chromium (through Playwright) signs in with
 an admin token and saves each main page at 1280 px (the feature page also whole), and two
@@ -31,6 +32,7 @@ import uvicorn
 
 from registry.api.app import create_app
 from registry.config import Settings
+from registry.rollouts import machine
 from registry.store import crud
 from registry.store.db import make_engine, migrate, session_scope
 from registry.sync import sync_ref
@@ -163,6 +165,10 @@ def main() -> None:
         usage(engine, now)
         with session_scope(engine) as session:
             _, token = crud.create_token(session=session, name="oncall", role="admin")
+            for action, why in (("pause", "checking p95 on the candidate"), ("resume", "p95 ok")):
+                machine.act(
+                    session, "support.reply", action, label="production", actor="oncall", reason=why
+                )
         engine.dispose()
 
         app = create_app(Settings(database_url=url, repo=str(repo)), controller_tick_s=None)
