@@ -50,6 +50,7 @@ SERVER_MODULES = (
     "registry.store",
     "registry.sync",
     "registry.usage",
+    "registry.ui",
 )
 TOKENIZERS = ("tiktoken", "genai_prices")
 
@@ -64,6 +65,18 @@ except SystemExit:
     pass
 sys.stdout.flush()
 sys.__stderr__.write(json.dumps(sorted(sys.modules)))
+"""
+
+
+# In a fresh [server] install: the sign-in page and two vendored files, from the wheel.
+DASHBOARD_FROM_WHEEL = """
+from fastapi.testclient import TestClient
+import registry.ui
+from registry.api.app import create_app
+assert "site-packages" in registry.ui.__file__, registry.ui.__file__
+with TestClient(create_app()) as client:
+    for path in ("/ui/login", "/ui/static/vendor/htmx.min.js", "/ui/static/vendor/uPlot.LICENSE"):
+        print(client.get(path).status_code)
 """
 
 
@@ -198,6 +211,20 @@ def test_the_wheel_carries_migrations_starter_files_and_no_server_requirement(wh
     assert "registry/migrations/script.py.mako" in names
     assert any(n.startswith("registry/migrations/versions/0001_") for n in names)
     assert any(n.startswith("registry/starter/policies/") for n in names)
+    # the dashboard: its templates, its own static files, and the vendored ones with licences
+    for name in (
+        "templates/base.html",
+        "templates/feature.html",
+        "static/dashboard.js",
+        "static/dashboard.css",
+        "static/vendor/htmx.min.js",
+        "static/vendor/htmx.LICENSE",
+        "static/vendor/uPlot.iife.min.js",
+        "static/vendor/uPlot.min.css",
+        "static/vendor/uPlot.LICENSE",
+        "static/vendor/VERSIONS",
+    ):
+        assert f"registry/ui/{name}" in names, name
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     requires = [
         line.split(":", 1)[1].strip().lower()
@@ -252,3 +279,13 @@ def test_a_server_install_migrates_a_new_database_in_any_folder(
     assert "database upgraded: empty →" in done.stdout
     again = _run(bin_dir, elsewhere, "db", "upgrade")
     assert "already at the newest migration" in again.stdout
+    # The dashboard answers from the installed package: templates and vendored files.
+    dashboard = subprocess.run(
+        [str(bin_dir / "python"), "-c", DASHBOARD_FROM_WHEEL],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert dashboard.returncode == 0, dashboard.stderr
+    assert dashboard.stdout.split() == ["200", "200", "200"], dashboard.stdout

@@ -163,5 +163,8 @@ def create_app(
 
     for module in (features, labels, rollouts, sync, usage, health):
         app.include_router(module.router)
+    from registry.ui import install  # the dashboard at /ui (SPEC §11)
+
+    install(app)
     app.add_middleware(BodyLimit)
     return app

@@ -87,7 +87,8 @@ def demo(
     port: PortOption = 8000,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Sync this repository into a local database, make an admin token, print curls, serve."""
+    """Sync this repository into a local database, make an admin token, print the dashboard URL
+    and curls, serve."""
     from registry.extras import require
 
     require("server", f"`{command_path()}`")
@@ -125,6 +126,7 @@ def demo(
     body = shlex.quote('{"variables": {"message": "I was charged twice this month"}}')
     console.print(
         f"\nadmin token (also in {token_file}):\n  {token}\n\n"
+        f"Dashboard: {base}/ui  (sign in with the admin token above)\n\n"
         f"Try it:\n"
         f"  curl -s -H {auth} {base}/v1/features\n"
         f"  curl -s -H {auth} -H 'Content-Type: application/json' -d {body} "
@@ -142,4 +144,6 @@ def demo(
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command()(serve)
-    app.command(help="Run the bundled demo: sync, token, curl examples, serve (`make run`).")(demo)
+    app.command(
+        help="Run the bundled demo: sync, token, dashboard URL, curl examples, serve (`make run`)."
+    )(demo)

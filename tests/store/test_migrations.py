@@ -30,6 +30,7 @@ TABLES = {
     "sync_errors",
     "sync_states",
     "api_tokens",
+    "browser_sessions",
     "generation",
     "usage_events",
     "usage_rollups",
@@ -62,7 +63,7 @@ def test_upgrade_empty_database_matches_models(db_url: str) -> None:
         assert ("feature_id", "version") in unique
         indexes = {tuple(i["column_names"]) for i in inspector.get_indexes("versions")}
         assert ("feature_id", "content_hash") in indexes
-        assert current_revision(engine) == head_revision() == "0004"
+        assert current_revision(engine) == head_revision() == "0005"
     finally:
         engine.dispose()
 

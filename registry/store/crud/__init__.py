@@ -5,6 +5,12 @@ commit: the caller's transaction decides. One module per family of rows; every n
 re-exported here, so callers write ``crud.get_feature(session=..., name=...)``.
 """
 
+from registry.store.crud.browser_sessions import (
+    browser_session_token,
+    drop_expired_browser_sessions,
+    end_browser_session,
+    open_browser_session,
+)
 from registry.store.crud.features import (
     all_features,
     get_feature,
@@ -72,6 +78,10 @@ from registry.store.crud.versions import (
 )
 
 __all__ = [
+    "browser_session_token",
+    "drop_expired_browser_sessions",
+    "end_browser_session",
+    "open_browser_session",
     "active_rollouts_of",
     "save_rollout",
     "rollout_public",

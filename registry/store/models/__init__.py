@@ -42,7 +42,7 @@ from registry.store.models.sync import (
     SyncRunPublic,
     SyncState,
 )
-from registry.store.models.tokens import TOKEN_ROLES, ApiToken, ApiTokenPublic
+from registry.store.models.tokens import TOKEN_ROLES, ApiToken, ApiTokenPublic, BrowserSession
 from registry.store.models.usage import (
     EVENT_ID_LENGTH,
     MINUTE_SUMS,
@@ -72,6 +72,7 @@ __all__ = [
     "ApiTokenPublic",
     "AuditEntry",
     "AuditEntryPublic",
+    "BrowserSession",
     "CommitInfo",
     "Feature",
     "FeaturePublic",

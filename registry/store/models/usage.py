@@ -49,7 +49,11 @@ class UsageRollup(SQLModel, table=True):
     """
 
     __tablename__ = "usage_rollups"
-    __table_args__ = (UniqueConstraint("feature_id", "hour", "version", "model"),)
+    __table_args__ = (
+        UniqueConstraint("feature_id", "hour", "version", "model"),
+        # the dashboard's features page sums the last hours of every feature at once
+        Index("ix_usage_rollups_hour", "hour"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     feature_id: int = Field(foreign_key="features.id")
@@ -94,7 +98,10 @@ class UsageLatency(SQLModel, table=True):
     """
 
     __tablename__ = "usage_latency"
-    __table_args__ = (UniqueConstraint("feature_id", "hour", "version", "model", "bucket"),)
+    __table_args__ = (
+        UniqueConstraint("feature_id", "hour", "version", "model", "bucket"),
+        Index("ix_usage_latency_hour", "hour"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     feature_id: int = Field(foreign_key="features.id")
