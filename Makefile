@@ -33,8 +33,12 @@ fmt: $(STAMP)
 	$(BIN)/ruff format registry tests bench
 	$(BIN)/ruff check --fix registry tests bench
 
+# each prints its figures and ratios against a baseline measured in the same run
 bench: $(STAMP)
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/rollout.py
+	$(BIN)/python bench/ui.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
