@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from registry.definitions.prompt import validate_model
+from registry.definitions.prompt import PromptFileError, validate_model
 from registry.definitions.yamlpos import load_yaml
+from registry.errors import Problem
 
 
 class ModelEntry(BaseModel):
@@ -23,7 +24,8 @@ class ModelEntry(BaseModel):
     context_window: int | None = Field(default=None, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
     tokenizer: str | None = Field(
-        default=None, description="count tokens as this catalog model (e.g. gpt-4o)"
+        default=None,
+        description="count tokens as this catalog model (e.g. gpt-4o) or encoding (o200k_base)",
     )
 
 
@@ -40,4 +42,19 @@ def parse_models_file(text: str, path: str) -> dict[str, ModelEntry]:
     located = load_yaml(text, path)
     if located.data is None:
         return {}
-    return dict(validate_model(ModelsFile, located).models)
+    models = dict(validate_model(ModelsFile, located).models)
+    from registry.tokens import encodings
+
+    unknown = [
+        Problem(
+            path,
+            located.line_of(("models", name, "tokenizer")),
+            f"models.{name}.tokenizer: {entry.tokenizer!r} is neither an encoding "
+            f"({', '.join(sorted(encodings.SPECS))}) nor a model the catalog knows",
+        )
+        for name, entry in models.items()
+        if entry.tokenizer is not None and not encodings.known(entry.tokenizer)
+    ]
+    if unknown:
+        raise PromptFileError(unknown)
+    return models

@@ -157,6 +157,22 @@ def encoding_for(tokenizer: str) -> str:
     return name
 
 
+def known(tokenizer: str) -> bool:
+    """True when `tokenizer` names a shipped encoding, a model tiktoken knows, or a model of
+    the price catalog (counted with the proxy): anything else in `_models.yaml` is a typo."""
+    if tokenizer in SPECS:
+        return True
+    from tiktoken.model import encoding_name_for_model
+
+    try:
+        encoding_name_for_model(tokenizer.rsplit("/", 1)[-1].lower())
+        return True
+    except KeyError:
+        from registry.tokens import prices
+
+        return prices.listed(tokenizer) is not None
+
+
 def count(encoding_name: str, payload: str) -> int:
     """Input tokens of the JSON list of messages `payload` (see `count_messages`)."""
     return _count(encoding_name, payload)

@@ -20,6 +20,7 @@ input tokens) records its base tier. genai-prices has no maximum output per mode
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -66,6 +67,8 @@ def listed(model: str) -> Listed | None:
         provider, info = snapshot().find_provider_model(model, None, "litellm", None)
     except LookupError:
         return None
+    if not _names(model, info.id):
+        return None  # the catalog matched a prefix: `claude-haiku-4-5-fake` is a typo, not a model
     price = _price_today(info, datetime.now(UTC).date())
     return Listed(
         model_id=info.id,
@@ -73,6 +76,19 @@ def listed(model: str) -> Listed | None:
         input_usd_per_token=_per_token(price.input_mtok),
         output_usd_per_token=_per_token(price.output_mtok),
         context_window=info.context_window,
+    )
+
+
+# What may follow a catalog id in a model name: a snapshot date or an alias of the newest.
+_SUFFIX = re.compile(r"^[-@:](\d{8}|\d{4}-\d{2}-\d{2}|\d{3,4}|latest|preview)$")
+
+
+def _names(model: str, model_id: str) -> bool:
+    """True when `model` names catalog entry `model_id` itself (provider prefix, case and a
+    snapshot suffix aside) rather than only starting like it."""
+    name = model.rsplit("/", 1)[-1].lower()
+    return name == model_id or (
+        name.startswith(model_id) and bool(_SUFFIX.match(name[len(model_id) :]))
     )
 
 
