@@ -80,22 +80,3 @@ def test_nonsense_is_named_with_file_and_line(registry, check, section, line, me
     checked = check(registry({ASK: POLICY + section}))
     checked.has(ASK, line, message)
     assert checked.exit_codes == (1, 1, 1)
-
-
-# -- the catalog's names (a typo is an unknown model, not a near match) ----------------------
-
-
-def test_a_model_name_that_only_starts_like_a_catalog_model_is_unknown(registry, check):
-    root = registry({ASK: POLICY.replace("model: gpt-4o", "model: claude-haiku-4-5-fake")})
-    check(root).has(ASK, 2, "unknown model 'claude-haiku-4-5-fake'")
-
-
-def test_dated_and_prefixed_names_of_a_catalog_model_are_known(registry, check):
-    dated = POLICY.replace("model: gpt-4o", "model: azure/gpt-4o-2024-08-06")
-    assert check(registry({ASK: dated})).exit_codes == (0, 0, 0)
-
-
-def test_a_tokenizer_typo_in_models_file_is_named_with_its_line(registry, check):
-    models = "models:\n  acme-7b:\n    context_window: 8000\n    tokenizer: gpt-4oo\n"
-    root = registry({"policies/_models.yaml": models})
-    check(root).has("policies/_models.yaml", 4, "models.acme-7b.tokenizer: 'gpt-4oo' is neither")
