@@ -53,6 +53,7 @@ LabelOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (recorded).")]
 
 
 class Backend(Protocol):

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from registry.cli.backend import Target, backend_options, database_backend, os_user
+from registry.cli.backend import ReasonOption, Target, backend_options, database_backend, os_user
 from registry.cli.output import console, fail, print_json
 
 
@@ -126,7 +126,7 @@ def rollback(
     repo: Annotated[
         str | None, typer.Option("--repo", help="With --all: the repository (default: .).")
     ] = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
+    reason: ReasonOption = None,
     *,
     target: Target,
 ) -> None:
@@ -185,7 +185,7 @@ def promote(
     version: Annotated[
         int | None, typer.Option("--version", help="Version (default: the newest).")
     ] = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
+    reason: ReasonOption = None,
     *,
     target: Target,
 ) -> None:

@@ -12,14 +12,13 @@ from typing import Annotated, Any
 
 import typer
 
-from registry.cli.backend import JsonOption, Target, backend_options
+from registry.cli.backend import JsonOption, ReasonOption, Target, backend_options
 from registry.cli.files import PoliciesDirOption, PromptsDirOption, RepoOption
 from registry.cli.output import console, fail, print_json
 
 app = typer.Typer(help="Guarded rollouts: a new version a slice at a time.", no_args_is_help=True)
 
 FeatureArgument = Annotated[str, typer.Argument(help="Feature name, e.g. support.reply.")]
-ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (recorded).")]
 
 
 def _when(value: str | None) -> str:
