@@ -28,7 +28,6 @@ import json
 import math
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import free_port
 
 from registry.rollouts.controller import due_at
 from registry.store import crud
@@ -115,12 +115,6 @@ class Registry:
             if row is not None:
                 session.expunge(row)
             return row
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -30,17 +30,14 @@ import statistics
 import subprocess
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from _common import fresh_database
+from sqlalchemy import func, select
 
 from registry.definitions.load import RegistryLoader
 from registry.definitions.tree import DirTree
-from registry.store.db import make_engine, migrate, session_scope
+from registry.store.db import make_engine, session_scope
 from registry.store.models import Version
 from registry.sync import sync_ref
 
@@ -205,32 +202,9 @@ def warm_up() -> float:
     return time.perf_counter() - started
 
 
-@contextmanager
-def database(kind: str, workdir: Path) -> Iterator[str]:
-    """A fresh, migrated database URL: a SQLite file, or a new PostgreSQL database."""
-    if kind == "sqlite":
-        url = f"sqlite:///{workdir / 'bench.db'}"
-        migrate(url)
-        yield url
-        return
-    server_url = os.environ["PROMPTREG_TEST_POSTGRES_URL"]
-    name = f"bench_sync_{uuid.uuid4().hex[:12]}"
-    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with server.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        migrate(url)
-        yield url
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        server.dispose()
-
-
 def bench(kind: str, repo: Path, history: History, tick: int, runs: int) -> dict[str, float]:
     """Full sync, then `runs` incremental syncs of one new commit each, on a fresh database."""
-    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(kind, Path(tmp), bench="sync") as url:
         engine = make_engine(url)
         cache = Path(tmp) / "cache"
         try:

@@ -36,7 +36,6 @@ import random
 import re
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -44,9 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import fresh_database, two_commit_registry
 from sqlalchemy import Engine
 from sqlmodel import Session
-from usage import OUTCOMES, bulk_insert, fresh_database, server, synced
+from usage import OUTCOMES, bulk_insert, server, synced
 
 from registry import labels
 from registry.rollouts import machine
@@ -60,38 +60,15 @@ MODELS = ("gpt-4o", "gpt-4o-mini")
 
 def build_registry(root: Path, count: int) -> list[str]:
     """A git repository with `count` features, each changed once (two versions)."""
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "bench",
-        "GIT_AUTHOR_EMAIL": "bench@example.com",
-        "GIT_COMMITTER_NAME": "bench",
-        "GIT_COMMITTER_EMAIL": "bench@example.com",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
-
-    def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
-
     names = [f"bench.f{i:04d}" for i in range(count)]
-    root.mkdir(parents=True)
-    git("init", "--quiet", "--initial-branch=main")
-    for attempt in ("Be helpful.", "Be helpful and brief."):
-        for name in names:
-            rel = name.replace(".", "/")
-            policy = root / "policies" / f"{rel}.yaml"
-            policy.parent.mkdir(parents=True, exist_ok=True)
-            policy.write_text(
-                "models: [gpt-4o, gpt-4o-mini]\nmax_output_tokens: 300\n"
-                "budget: {max_request_tokens: 4000, daily_usd: 5, drift_alarm_pct: 20}\n"
-                "degraded_message: Unavailable.\n"
-            )
-            prompt = root / "prompts" / f"{rel}.jinja"
-            prompt.parent.mkdir(parents=True, exist_ok=True)
-            head = "---\ninputs:\n  q: {type: string}\nsample:\n  q: Where is my order?\n---\n"
-            prompt.write_text(f"{head}system:\n{attempt}\nuser:\n{{{{ q }}}}\n")
-        git("add", "--all")
-        git("commit", "--quiet", "-m", attempt)
+    two_commit_registry(
+        root,
+        names,
+        policy="models: [gpt-4o, gpt-4o-mini]\nmax_output_tokens: 300\n"
+        "budget: {max_request_tokens: 4000, daily_usd: 5, drift_alarm_pct: 20}\n"
+        "degraded_message: Unavailable.\n",
+        prompt_head="---\ninputs:\n  q: {type: string}\nsample:\n  q: Where is my order?\n---\n",
+    )
     return names
 
 
@@ -151,7 +128,7 @@ def bench(kind: str, args: argparse.Namespace, work: Path) -> None:
     now = datetime.now(UTC)
     repo = work / f"registry-{kind}"
     names = build_registry(repo, args.features)
-    with fresh_database(kind, work) as url:
+    with fresh_database(kind, work, bench="ui") as url:
         started = time.perf_counter()
         engine = synced(url, repo, work / "cache")
         move_labels(engine, names)

@@ -28,14 +28,12 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -43,13 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import free_port, fresh_database, two_commit_registry
 from fastapi import FastAPI, Request, Response
-from sqlalchemy import Engine, create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, select, text
 from sqlmodel import Session
 
 from registry.store import crud, usage_crud
-from registry.store.db import make_engine, migrate, session_scope
+from registry.store.db import make_engine, session_scope
 from registry.store.models import UsageEvent
 from registry.sync import sync_ref
 from registry.usage import feature_stats
@@ -88,60 +86,14 @@ async def bare_health() -> dict[str, str]:
 
 def build_registry(root: Path) -> None:
     """A git repository with FEATURES, each with two versions (two commits)."""
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "bench",
-        "GIT_AUTHOR_EMAIL": "bench@example.com",
-        "GIT_COMMITTER_NAME": "bench",
-        "GIT_COMMITTER_EMAIL": "bench@example.com",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
-
-    def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
-
-    root.mkdir(parents=True)
-    git("init", "--quiet", "--initial-branch=main")
-    for attempt in ("Be helpful.", "Be helpful and brief."):
-        for name in FEATURES:
-            rel = name.replace(".", "/")
-            policy = root / "policies" / f"{rel}.yaml"
-            policy.parent.mkdir(parents=True, exist_ok=True)
-            policy.write_text(
-                "models: [gpt-4o, gpt-4o-mini]\nmax_output_tokens: 300\nstream: true\n"
-                "budget: {max_request_tokens: 4000, daily_usd: 50, drift_alarm_pct: 20}\n"
-                "degraded_message: Unavailable.\n"
-            )
-            prompt = root / "prompts" / f"{rel}.jinja"
-            prompt.parent.mkdir(parents=True, exist_ok=True)
-            head = "---\ninputs:\n  q: {type: string}\n---\n"
-            prompt.write_text(f"{head}system:\n{attempt}\nuser:\n{{{{ q }}}}\n")
-        git("add", "--all")
-        git("commit", "--quiet", "-m", attempt)
-
-
-@contextmanager
-def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
-    """A new, migrated, empty database URL (a PostgreSQL one is dropped afterwards)."""
-    if kind == "sqlite":
-        url = f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.db'}"
-        migrate(url)
-        yield url
-        return
-    server_url = os.environ["PROMPTREG_TEST_POSTGRES_URL"]
-    name = f"bench_usage_{uuid.uuid4().hex[:12]}"
-    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate(url)
-        yield url
-    finally:
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
+    two_commit_registry(
+        root,
+        FEATURES,
+        policy="models: [gpt-4o, gpt-4o-mini]\nmax_output_tokens: 300\nstream: true\n"
+        "budget: {max_request_tokens: 4000, daily_usd: 50, drift_alarm_pct: 20}\n"
+        "degraded_message: Unavailable.\n",
+        prompt_head="---\ninputs:\n  q: {type: string}\n---\n",
+    )
 
 
 def synced(url: str, repo: Path, cache: Path) -> Engine:
@@ -150,12 +102,6 @@ def synced(url: str, repo: Path, cache: Path) -> Engine:
     summary = sync_ref(engine, repo=str(repo), ref="main", label="production", cache_dir=cache)
     assert summary.ok, summary.errors
     return engine
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -242,7 +188,7 @@ def post_all(base: str, token: str, bodies: list[bytes], clients: int) -> float:
 def bench_ingestion(kind: str, args: argparse.Namespace, repo: Path, work: Path) -> None:
     rng = random.Random(1)
     size = args.batch
-    with fresh_database(kind, work) as url:
+    with fresh_database(kind, work, bench="usage") as url:
         engine = synced(url, repo, work / "cache")
         with session_scope(engine) as session:
             _, token = crud.create_token(session=session, name="bench", role="reader")
@@ -374,7 +320,7 @@ def timed(fn: Any, repeat: int) -> tuple[float, float, Any]:
 
 def bench_stats(kind: str, args: argparse.Namespace, repo: Path, work: Path) -> None:
     now = datetime.now(UTC)
-    with fresh_database(kind, work) as url:
+    with fresh_database(kind, work, bench="usage") as url:
         engine = synced(url, repo, work / "cache")
         with Session(engine) as session:
             ids = usage_crud.find_features(session=session, names=FEATURES)

@@ -37,15 +37,7 @@ SERVER_DISTRIBUTIONS = (
     "litellm",
 )
 SERVER_MODULES = (
-    "fastapi",
-    "starlette",
-    "uvicorn",
-    "sqlalchemy",
-    "sqlmodel",
-    "alembic",
-    "psycopg",
-    "prometheus_client",
-    "litellm",
+    *(name.replace("-", "_") for name in SERVER_DISTRIBUTIONS),  # their import names
     "registry.api",
     "registry.store",
     "registry.sync",

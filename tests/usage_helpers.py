@@ -7,6 +7,10 @@
   lengthens the prompt), so it has a rollback target.
 - `kb.answer`: one model, not streamed, no drift alarm; one version.
 - `tight.reply`: a budget of 150 tokens that a long question exceeds (render refuses it).
+
+Its fixtures `repo` (that repository) and `synced` (the test's database with it synced)
+serve tests/usage, the stats and checklist commands and the dashboard: import both
+(`repo_fixture`, `synced_fixture`) where they are used.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from support.git import GitRepo
@@ -98,6 +103,19 @@ def sync(engine: Engine, repo: GitRepo, cache: Path) -> None:
     """Sync the repository's main branch into `production`; fails on any error."""
     summary = sync_ref(engine, repo=str(repo.path), ref="main", label="production", cache_dir=cache)
     assert summary.ok, summary.errors
+
+
+@pytest.fixture(name="repo")
+def repo_fixture(tmp_path: Path) -> GitRepo:
+    """The test registry (see `build_registry`)."""
+    return build_registry(tmp_path / "repo")
+
+
+@pytest.fixture(name="synced")
+def synced_fixture(engine: Engine, repo: GitRepo, tmp_path: Path) -> Engine:
+    """A migrated database with the test registry synced into `production`."""
+    sync(engine, repo, tmp_path / "cache")
+    return engine
 
 
 def make_token(engine: Engine, role: str = "reader", name: str | None = None) -> str:

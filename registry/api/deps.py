@@ -1,9 +1,11 @@
-"""Request dependencies: the database session, the serving cache, and bearer-token auth."""
+"""Request dependencies: the database session, the serving cache, bearer-token auth, and
+what an admin route that moves a label needs (`LabelChangeDep`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -68,3 +70,41 @@ ServingDep = Annotated[Serving, Depends(get_serving)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ReaderDep = Annotated[Principal, Depends(reader)]
 AdminDep = Annotated[Principal, Depends(admin)]
+
+
+T = TypeVar("T")
+
+
+def published(request: Request, session: Session) -> None:
+    """Commit the move and serve it from this replica at once (others follow the marker)."""
+    session.commit()
+    request.app.state.serving.check()
+
+
+@dataclass(frozen=True)
+class LabelChange:
+    """A label move or rollout action asked of the API: by whom, in which transaction."""
+
+    who: Principal
+    session: Session
+    settings: Settings
+    request: Request
+
+    def label(self, asked: str | None) -> str:
+        """The label the body names, else the server's default."""
+        return asked or self.settings.label
+
+    def published(self, answer: T) -> T:
+        """Commit and publish the change (see `published`); `answer`, read before that."""
+        published(self.request, self.session)
+        return answer
+
+
+async def label_change(
+    who: AdminDep, session: SessionDep, settings: SettingsDep, request: Request
+) -> LabelChange:
+    """An admin's label change (auth first, as when routes took these one by one)."""
+    return LabelChange(who, session, settings, request)
+
+
+LabelChangeDep = Annotated[LabelChange, Depends(label_change)]

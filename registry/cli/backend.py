@@ -2,12 +2,17 @@
 
 Both backends return the API's JSON shapes, so every command prints the same thing in
 database mode and in remote mode (`--url`), and the on-call engineer's laptop needs no
-database access to roll back production.
+database access to roll back production. `@backend_options()` gives such a command its
+shared options (`--label --json --database-url --url --token`) as one `Target`.
 """
 
 from __future__ import annotations
 
+import functools
 import getpass
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import typer
@@ -48,6 +53,7 @@ LabelOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (recorded).")]
 
 
 class Backend(Protocol):
@@ -140,3 +146,69 @@ def backend_for(database_url: str | None, url: str | None, token: str | None) ->
 
         return closed_with_command(RemoteBackend(url, token or settings.token))
     return database_backend(database_url)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The options every label and rollout command shares: where it works, how it answers."""
+
+    label_option: str | None
+    as_json: bool
+    database_url: str | None
+    url: str | None
+    token: str | None
+
+    @property
+    def label(self) -> str:
+        """The label to read or move: --label, else PROMPTREG_LABEL, else production."""
+        return label_or_default(self.label_option)
+
+    def backend(self) -> Backend:
+        """The server with --url (or PROMPTREG_URL), else the database (see `backend_for`)."""
+        return backend_for(self.database_url, self.url, self.token)
+
+
+Command = Callable[..., None]
+
+# (parameter, its Typer option, default), in the order --help lists them
+_SHARED_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("label", LabelOption, None),
+    ("as_json", JsonOption, False),
+    ("database_url", DatabaseUrlOption, None),
+    ("url", ServerUrlOption, None),
+    ("token", TokenOption, None),
+)
+
+
+def backend_options(*, label: bool = True) -> Callable[[Command], Command]:
+    """Give a command, after its own options, --label (unless `label=False`), --json,
+    --database-url, --url and --token; it receives them as one keyword `target: Target`."""
+    shared = [option for option in _SHARED_OPTIONS if label or option[0] != "label"]
+
+    def decorate(command: Command) -> Command:
+        own = inspect.signature(command, eval_str=True)
+        parameters = [p for p in own.parameters.values() if p.name != "target"]
+        parameters += [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind
+            )
+            for name, kind, default in shared
+        ]
+
+        @functools.wraps(command)
+        def run(**options: Any) -> None:
+            target = Target(
+                label_option=options.pop("label") if label else None,
+                as_json=options.pop("as_json"),
+                database_url=options.pop("database_url"),
+                url=options.pop("url"),
+                token=options.pop("token"),
+            )
+            command(**options, target=target)
+
+        # what Typer reads to build the command's options
+        run.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+        return run
+
+    return decorate

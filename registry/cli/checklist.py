@@ -10,16 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from registry.cli.backend import (
-    Backend,
-    DatabaseUrlOption,
-    JsonOption,
-    LabelOption,
-    ServerUrlOption,
-    TokenOption,
-    backend_for,
-    label_or_default,
-)
+from registry.cli.backend import Backend, Target, backend_options
 from registry.cli.output import console, print_json
 
 if TYPE_CHECKING:
@@ -48,6 +39,7 @@ def _mark(item: Item) -> str:
     return "[bold red]FAIL[/bold red]" if item.required else "[yellow]advice[/yellow]"
 
 
+@backend_options()
 def checklist(
     feature: Annotated[
         str | None, typer.Argument(help="One feature (default: every feature).", show_default=False)
@@ -55,17 +47,14 @@ def checklist(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 when a required item fails.")
     ] = False,
-    label: LabelOption = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-    url: ServerUrlOption = None,
-    token: TokenOption = None,
+    *,
+    target: Target,
 ) -> None:
     """The pre-ship checklist per feature: budget, fallback, degraded message, usage..."""
-    label = label_or_default(label)
+    label = target.label
     from registry.checklist import check, failed_required
 
-    backend = backend_for(database_url, url, token)
+    backend = target.backend()
     if feature is None:
         rows = backend.features(label)
         names = [r["name"] for r in rows if not r["retired"] and r["version"] is not None]
@@ -73,7 +62,7 @@ def checklist(
         names = [feature]
     results = {name: check(facts_of(backend, name, label)) for name in names}
     failed = sorted(name for name, items in results.items() if failed_required(items))
-    if as_json:
+    if target.as_json:
         print_json(
             [
                 {"feature": name, "ok": name not in failed, "items": [asdict(i) for i in items]}

@@ -12,37 +12,27 @@ from typing import Annotated
 
 import typer
 
-from registry.cli.backend import (
-    DatabaseUrlOption,
-    JsonOption,
-    LabelOption,
-    ServerUrlOption,
-    TokenOption,
-    backend_for,
-    label_or_default,
-)
+from registry.cli.backend import Target, backend_options
 from registry.cli.output import console, print_json
 
 
+@backend_options()
 def export(
     out: Annotated[Path, typer.Option("--out", help="Snapshot file to write (replaced whole).")],
-    label: LabelOption = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-    url: ServerUrlOption = None,
-    token: TokenOption = None,
+    *,
+    target: Target,
 ) -> None:
     """Write every live feature's labelled version to a snapshot file for the client library."""
-    label = label_or_default(label)
+    label = target.label
     from registry.client.snapshot import write_snapshot
 
-    backend = backend_for(database_url, url, token)
+    backend = target.backend()
     rows = backend.features(label)
     live = [row for row in rows if row["version"] is not None and not row["retired"]]
     versions = [backend.show(row["name"], label, None) for row in live]
-    source = url or "database"
+    source = target.url or "database"
     count = write_snapshot(out, versions, label=label, source=source)
-    if as_json:
+    if target.as_json:
         print_json({"out": str(out), "label": label, "features": count})
         return
     console.print(f"exported {count} feature(s) labelled {label} to {out}")

@@ -6,17 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from registry.cli.backend import (
-    DatabaseUrlOption,
-    JsonOption,
-    LabelOption,
-    ServerUrlOption,
-    TokenOption,
-    backend_for,
-    database_backend,
-    label_or_default,
-    os_user,
-)
+from registry.cli.backend import ReasonOption, Target, backend_options, database_backend, os_user
 from registry.cli.output import console, fail, print_json
 
 
@@ -28,17 +18,12 @@ def _when(value: str | None) -> str:
     return (value or "").replace("T", " ")[:19]
 
 
-def features(
-    label: LabelOption = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-    url: ServerUrlOption = None,
-    token: TokenOption = None,
-) -> None:
+@backend_options()
+def features(*, target: Target) -> None:
     """List every feature with the version its label points at."""
-    label = label_or_default(label)
-    rows = backend_for(database_url, url, token).features(label)
-    if as_json:
+    label = target.label
+    rows = target.backend().features(label)
+    if target.as_json:
         print_json(rows)
         return
     from rich.table import Table
@@ -57,19 +42,17 @@ def features(
     console.print(table)
 
 
+@backend_options()
 def show(
     feature: Annotated[str, typer.Argument(help="Feature name.")],
     version: Annotated[int | None, typer.Option("--version", help="A version number.")] = None,
-    label: LabelOption = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-    url: ServerUrlOption = None,
-    token: TokenOption = None,
+    *,
+    target: Target,
 ) -> None:
     """Show a version of a feature: the label's (default) or `--version N`."""
-    label = label_or_default(label)
-    data = backend_for(database_url, url, token).show(feature, label, version)
-    if as_json:
+    label = target.label
+    data = target.backend().show(feature, label, version)
+    if target.as_json:
         print_json(data)
         return
     commit = data["commit"]
@@ -92,16 +75,13 @@ def show(
     console.print(data["prompt"]["source"], markup=False, highlight=False)
 
 
+@backend_options(label=False)
 def history(
-    feature: Annotated[str, typer.Argument(help="Feature name.")],
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-    url: ServerUrlOption = None,
-    token: TokenOption = None,
+    feature: Annotated[str, typer.Argument(help="Feature name.")], *, target: Target
 ) -> None:
     """All versions of a feature, newest first, with their commits and labels."""
-    rows = backend_for(database_url, url, token).history(feature)
-    if as_json:
+    rows = target.backend().history(feature)
+    if target.as_json:
         print_json(rows)
         return
     from rich.table import Table
@@ -131,6 +111,7 @@ def _print_move(move: dict[str, Any], verb: str) -> None:
     )
 
 
+@backend_options()
 def rollback(
     feature: Annotated[
         str | None, typer.Argument(help="Feature name (omit with --all).", show_default=False)
@@ -145,32 +126,29 @@ def rollback(
     repo: Annotated[
         str | None, typer.Option("--repo", help="With --all: the repository (default: .).")
     ] = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
-    label: LabelOption = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-    url: ServerUrlOption = None,
-    token: TokenOption = None,
+    reason: ReasonOption = None,
+    *,
+    target: Target,
 ) -> None:
     """Move a label back (to the previous version or --to N) and pin it."""
-    label = label_or_default(label)
+    label = target.label
     if all_features:
         if feature or to is not None or not to_commit:
             fail("use either FEATURE [--to N] or --all --to-commit SHA", code=2)
-        if url:
+        if target.url:
             fail("rollback --all works in database mode (--database-url), not through --url")
-        moves = _rollback_all(database_url, repo, to_commit, label, reason)
-        if as_json:
+        moves = _rollback_all(target.database_url, repo, to_commit, label, reason)
+        if target.as_json:
             print_json(moves)
         elif not moves:
             console.print(f"nothing to roll back: no {label} label moved after {to_commit}")
-        for move in [] if as_json else moves:
+        for move in [] if target.as_json else moves:
             _print_move(move, "rolled back")
         return
     if feature is None:
         fail("name the feature to roll back (or use --all --to-commit SHA)", code=2)
-    move = backend_for(database_url, url, token).rollback(feature, label, to, reason)
-    if as_json:
+    move = target.backend().rollback(feature, label, to, reason)
+    if target.as_json:
         print_json(move)
     else:
         _print_move(move, "rolled back")
@@ -201,39 +179,36 @@ def _rollback_all(
     return [asdict(m) for m in moves]
 
 
+@backend_options()
 def promote(
     feature: Annotated[str, typer.Argument(help="Feature name.")],
     version: Annotated[
         int | None, typer.Option("--version", help="Version (default: the newest).")
     ] = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
-    label: LabelOption = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-    url: ServerUrlOption = None,
-    token: TokenOption = None,
+    reason: ReasonOption = None,
+    *,
+    target: Target,
 ) -> None:
     """Move a label forward (to the newest version or --version N) and unpin it."""
-    label = label_or_default(label)
-    move = backend_for(database_url, url, token).promote(feature, label, version, reason)
-    if as_json:
+    label = target.label
+    move = target.backend().promote(feature, label, version, reason)
+    if target.as_json:
         print_json(move)
     else:
         _print_move(move, "promoted")
 
 
+@backend_options(label=False)
 def audit(
     feature: Annotated[str | None, typer.Option("--feature", help="Only this feature.")] = None,
     label: Annotated[str | None, typer.Option("--label", help="Only this label.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many entries.")] = 50,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-    url: ServerUrlOption = None,
-    token: TokenOption = None,
+    *,
+    target: Target,
 ) -> None:
     """Label moves (sync, rollback, promote, retire), newest first."""
-    rows = backend_for(database_url, url, token).audit(feature, label, limit)
-    if as_json:
+    rows = target.backend().audit(feature, label, limit)
+    if target.as_json:
         print_json(rows)
         return
     from rich.table import Table

@@ -12,22 +12,13 @@ from typing import Annotated, Any
 
 import typer
 
-from registry.cli.backend import (
-    DatabaseUrlOption,
-    JsonOption,
-    LabelOption,
-    ServerUrlOption,
-    TokenOption,
-    backend_for,
-    label_or_default,
-)
+from registry.cli.backend import JsonOption, ReasonOption, Target, backend_options
 from registry.cli.files import PoliciesDirOption, PromptsDirOption, RepoOption
 from registry.cli.output import console, fail, print_json
 
 app = typer.Typer(help="Guarded rollouts: a new version a slice at a time.", no_args_is_help=True)
 
 FeatureArgument = Annotated[str, typer.Argument(help="Feature name, e.g. support.reply.")]
-ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (recorded).")]
 
 
 def _when(value: str | None) -> str:
@@ -39,28 +30,26 @@ def _arms(row: dict[str, Any]) -> str:
 
 
 @app.command()
+@backend_options()
 def status(
     feature: Annotated[
         str | None, typer.Argument(help="One feature (default: every rollout).", show_default=False)
     ] = None,
-    label: LabelOption = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-    url: ServerUrlOption = None,
-    token: TokenOption = None,
+    *,
+    target: Target,
 ) -> None:
     """Each feature's latest rollout: state, versions, percent, step; one feature's decisions."""
-    label = label_or_default(label)
-    backend = backend_for(database_url, url, token)
+    label = target.label
+    backend = target.backend()
     if feature is not None:
         row = backend.rollout(feature, label)
-        if as_json:
+        if target.as_json:
             print_json(row)
             return
         _print_one(row)
         return
     rows = backend.rollouts(label)
-    if as_json:
+    if target.as_json:
         print_json(rows)
         return
     if not rows:
@@ -131,6 +120,7 @@ def _duration(seconds: float) -> str:
 
 
 @app.command()
+@backend_options()
 def start(
     feature: FeatureArgument,
     to_version: Annotated[int, typer.Option("--to-version", help="The candidate version.")],
@@ -141,23 +131,20 @@ def start(
         str | None, typer.Option("--interval", help="Time per step, e.g. 10m (default: policy).")
     ] = None,
     reason: ReasonOption = None,
-    label: LabelOption = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-    url: ServerUrlOption = None,
-    token: TokenOption = None,
+    *,
+    target: Target,
 ) -> None:
     """Roll a version out on the label, a slice at a time (replaces an active rollout)."""
-    label = label_or_default(label)
+    label = target.label
     percents = None
     if steps is not None:
         try:
             percents = [int(part) for part in steps.split(",") if part.strip()]
         except ValueError:
             fail(f"--steps takes percents separated by commas, like 5,25,50,100; not {steps!r}", 2)
-    backend = backend_for(database_url, url, token)
+    backend = target.backend()
     row = backend.rollout_start(feature, label, to_version, percents, interval, reason)
-    _done(row, as_json)
+    _done(row, target.as_json)
 
 
 def _done(row: dict[str, Any], as_json: bool) -> None:
@@ -168,19 +155,10 @@ def _done(row: dict[str, Any], as_json: bool) -> None:
 
 
 def _action(action: str, summary: str) -> None:
-    def command(
-        feature: FeatureArgument,
-        reason: ReasonOption = None,
-        label: LabelOption = None,
-        as_json: JsonOption = False,
-        database_url: DatabaseUrlOption = None,
-        url: ServerUrlOption = None,
-        token: TokenOption = None,
-    ) -> None:
-        row = backend_for(database_url, url, token).rollout_act(
-            feature, action, label_or_default(label), reason
-        )
-        _done(row, as_json)
+    @backend_options()
+    def command(feature: FeatureArgument, reason: ReasonOption = None, *, target: Target) -> None:
+        row = target.backend().rollout_act(feature, action, target.label, reason)
+        _done(row, target.as_json)
 
     command.__doc__ = summary
     app.command(action)(command)

@@ -6,16 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from registry.cli.backend import (
-    Backend,
-    DatabaseUrlOption,
-    JsonOption,
-    LabelOption,
-    ServerUrlOption,
-    TokenOption,
-    backend_for,
-    label_or_default,
-)
+from registry.cli.backend import Backend, Target, backend_options
 from registry.cli.output import console, print_json
 
 if TYPE_CHECKING:
@@ -103,29 +94,27 @@ def _breakdown_table(data: dict[str, Any]) -> Table:
     return table
 
 
+@backend_options()
 def stats(
     feature: Annotated[
         str | None, typer.Argument(help="One feature (default: every feature).", show_default=False)
     ] = None,
     window: WindowOption = "24h",
-    label: LabelOption = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-    url: ServerUrlOption = None,
-    token: TokenOption = None,
+    *,
+    target: Target,
 ) -> None:
     """Requests, p50/p95 latency, error %, tokens, cost today, drift % and alarms."""
-    label = label_or_default(label)
-    backend = backend_for(database_url, url, token)
+    label = target.label
+    backend = target.backend()
     if feature is not None:
         data = backend.stats(feature, label, window)
-        if as_json:
+        if target.as_json:
             print_json(data)
             return
         rows = [data]
     else:
         rows = all_stats(backend, label, window)
-        if as_json:
+        if target.as_json:
             print_json(rows)
             return
     console.print(_summary_table(rows, window))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from registry.client.result import ModelCall, Reply, Usage, usage_from
@@ -69,19 +69,7 @@ def openai_call(
 
         return acall
 
-    def call(
-        model: str,
-        messages: list[dict[str, str]],
-        params: dict[str, Any],
-        max_output_tokens: int,
-        stream: bool,
-        timeout: float,
-    ) -> Any:
-        args = arguments(model, messages, params, max_output_tokens, stream, timeout)
-        response = quiet.chat.completions.create(**args)
-        return _chunks(response) if stream else _reply(response)
-
-    return call
+    return _chat_call(quiet.chat.completions.create, arguments)
 
 
 def litellm_call(**kwargs: Any) -> ModelCall:
@@ -99,6 +87,23 @@ def litellm_call(**kwargs: Any) -> ModelCall:
     litellm.suppress_debug_info = True
     logging.getLogger("LiteLLM").setLevel(logging.ERROR)
 
+    def arguments(
+        model: str, messages: Any, params: dict[str, Any], limit: int, stream: bool, timeout: float
+    ) -> dict[str, Any]:
+        args = {**kwargs, **{k: v for k, v in params.items() if k not in OUTPUT_LIMITS}}
+        args.update(model=model, messages=messages)
+        args.update(max_tokens=limit, timeout=timeout, num_retries=0, max_retries=0)
+        if stream:
+            args.update(stream=True, stream_options={"include_usage": True})
+        return args
+
+    return _chat_call(litellm.completion, arguments)
+
+
+def _chat_call(create: Callable[..., Any], arguments: Callable[..., dict[str, Any]]) -> ModelCall:
+    """A `call` that sends `create(**arguments(<the call's arguments>))`, a chat completion
+    request, and reads its answer or its stream."""
+
     def call(
         model: str,
         messages: list[dict[str, str]],
@@ -107,12 +112,7 @@ def litellm_call(**kwargs: Any) -> ModelCall:
         stream: bool,
         timeout: float,
     ) -> Any:
-        args = {**kwargs, **{k: v for k, v in params.items() if k not in OUTPUT_LIMITS}}
-        args.update(model=model, messages=messages)
-        args.update(max_tokens=max_output_tokens, timeout=timeout, num_retries=0, max_retries=0)
-        if stream:
-            args.update(stream=True, stream_options={"include_usage": True})
-        response = litellm.completion(**args)
+        response = create(**arguments(model, messages, params, max_output_tokens, stream, timeout))
         return _chunks(response) if stream else _reply(response)
 
     return call

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, text
+from sqlmodel import Session
 
 from registry.outcomes import ERROR_OUTCOMES
 from registry.rollouts import machine
@@ -246,15 +247,21 @@ def due_at(rollout: Rollout) -> datetime:
 
 
 def _arm(
-    session: Any, feature_id: int, version_id: int, since: datetime, until: datetime
+    session: Session, feature_id: int, version_id: int, since: datetime, until: datetime
 ) -> ArmStats:
     version = session.get_one(Version, version_id)
+    end = until + timedelta(minutes=1)  # the current minute, still filling
+    return arm_stats(
+        session, feature_id=feature_id, version=version.version, since=since, until=end
+    )
+
+
+def arm_stats(
+    session: Session, *, feature_id: int, version: int, since: datetime, until: datetime
+) -> ArmStats:
+    """One arm's usage in the minutes [since, until), as the guards judge it."""
     sums, latency = usage_crud.minute_sums(
-        session=session,
-        feature_id=feature_id,
-        version=version.version,
-        since=since,
-        until=until + timedelta(minutes=1),  # the current minute, still filling
+        session=session, feature_id=feature_id, version=version, since=since, until=until
     )
     return ArmStats(
         requests=int(sums["requests"]) - int(sums["rejected"]),

@@ -17,8 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 
 from registry import labels
-from registry.api.deps import SessionDep
-from registry.api.routes.labels import published
+from registry.api.deps import SessionDep, published
 from registry.api.schemas import MAX_VERSION
 from registry.rollouts import machine
 from registry.store import crud

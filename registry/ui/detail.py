@@ -20,10 +20,9 @@ from sqlmodel import Session
 from registry import labels
 from registry.api.serving import Served, Serving
 from registry.errors import CatalogError, NotFound, RenderError
-from registry.outcomes import ERROR_OUTCOMES
 from registry.render import Message
-from registry.rollouts.guards import ArmStats
-from registry.store import crud, usage_crud
+from registry.rollouts.controller import arm_stats
+from registry.store import crud
 from registry.store.models import AuditEntryPublic, RolloutPublic, VersionPublic, utcnow
 from registry.ui.series import Point, hourly
 from registry.usage.rollup import minute_of
@@ -158,19 +157,7 @@ def arms_of(session: Session, rollout: RolloutPublic, feature_id: int) -> dict[s
     until = minute_of(utcnow()) + timedelta(minutes=1)  # the current minute, still filling
     out = {}
     for arm, number in (("stable", rollout.stable), ("candidate", rollout.candidate)):
-        sums, latency = usage_crud.minute_sums(
-            session=session, feature_id=feature_id, version=number, since=since, until=until
-        )
-        stats = ArmStats(
-            requests=int(sums["requests"]) - int(sums["rejected"]),
-            errors=sum(int(sums[outcome]) for outcome in ERROR_OUTCOMES),
-            latency=latency,
-            cost_sum=float(sums["cost_usd"]),
-            cost_sq_sum=float(sums["cost_usd_sq"]),
-            cost_n=int(sums["cost_n"]),
-            drift_input_tokens=int(sums["drift_input_tokens"]),
-            drift_estimated_tokens=int(sums["drift_estimated_tokens"]),
-        )
+        stats = arm_stats(session, feature_id=feature_id, version=number, since=since, until=until)
         out[arm] = {"version": number, **stats.as_dict()}
     return out
 

@@ -20,8 +20,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from support.postgres import fresh_database
+from support.server import app_of
 
-from registry.api.app import create_app
 from registry.store.db import make_engine, migrate
 
 from .harness import POLL_S, Registry, new_registry
@@ -36,9 +36,8 @@ def registry(db_url: str, engine: Engine, tmp_path: Path) -> Registry:
 @pytest.fixture
 def app(registry: Registry) -> Iterator[FastAPI]:
     """The API over the registry (its own engine, disposed afterwards)."""
-    app = create_app(registry.settings(), poll_s=POLL_S)
-    yield app
-    app.state.engine.dispose()
+    with app_of(registry.settings(), poll_s=POLL_S) as app:
+        yield app
 
 
 @pytest.fixture
@@ -81,9 +80,5 @@ def shared_registry(
 @pytest.fixture(scope="module")
 def shared_client(shared_registry: Registry) -> Iterator[TestClient]:
     """A TestClient over the shared registry, lifespan running."""
-    app = create_app(shared_registry.settings(), poll_s=POLL_S)
-    try:
-        with TestClient(app) as client:
-            yield client
-    finally:
-        app.state.engine.dispose()
+    with app_of(shared_registry.settings(), poll_s=POLL_S) as app, TestClient(app) as client:
+        yield client

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
 from support.git import AUTHOR, EPOCH
+from support.shapes import RESOLVED_VERSION_KEYS
 from support.wait import wait_for
 
 from .harness import SERVED_WITHIN_S, Registry
@@ -40,16 +41,7 @@ def test_resolve_body_and_etag(shared_client: TestClient, shared_registry: Regis
     response = shared_client.get("/v1/features/support.reply", headers=shared_registry.reader)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) >= {
-        "feature",
-        "version",
-        "label",
-        "content_hash",
-        "commit",
-        "pinned",
-        "prompt",
-        "policy",
-    }
+    assert set(body) >= RESOLVED_VERSION_KEYS
     assert (body["feature"], body["version"], body["label"]) == ("support.reply", 3, "production")
     assert body["pinned"] is False
     assert re.fullmatch(r"[0-9a-f]{64}", body["content_hash"])

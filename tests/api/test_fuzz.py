@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 from sqlalchemy import create_engine
+from support.server import app_of
 
 from registry.api.app import create_app
 from registry.config import Settings
@@ -35,12 +36,11 @@ INT8_MAX = 2**63 - 1
 def fuzzed_app(shared_registry: Registry) -> Iterator[FastAPI]:
     """The app under fuzzing; its lifespan (started by schemathesis) is stopped afterwards."""
     # The module's registry is shared: fuzzed rollbacks and promotes only move its labels.
-    app = create_app(shared_registry.settings(), poll_s=POLL_S)
-    try:
-        yield app
-    finally:
-        asgi.shutdown_lifespans()
-        app.state.engine.dispose()
+    with app_of(shared_registry.settings(), poll_s=POLL_S) as app:
+        try:
+            yield app
+        finally:
+            asgi.shutdown_lifespans()
 
 
 def _schema_only_app() -> FastAPI:

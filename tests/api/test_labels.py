@@ -8,9 +8,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
+from support.server import app_of
 from support.wait import wait_for
-
-from registry.api.app import create_app
 
 from .harness import SERVED_WITHIN_S, Registry
 
@@ -227,13 +226,9 @@ def test_a_label_move_is_acknowledged_only_once_committed(app: FastAPI, registry
 
 def test_the_replica_that_moves_a_label_serves_it_at_once(registry: Registry):
     # A watcher that polls only every 30 s: the move must not wait for it on this replica.
-    app = create_app(registry.settings(), poll_s=30.0)
-    try:
-        with TestClient(app) as client:
-            assert served_version(client, registry) == 3  # cached
-            client.post(f"{REPLY}/rollback", json={}, headers=registry.admin)
-            assert served_version(client, registry) == 2
-            client.post(f"{REPLY}/promote", json={}, headers=registry.admin)
-            assert served_version(client, registry) == 3
-    finally:
-        app.state.engine.dispose()
+    with app_of(registry.settings(), poll_s=30.0) as app, TestClient(app) as client:
+        assert served_version(client, registry) == 3  # cached
+        client.post(f"{REPLY}/rollback", json={}, headers=registry.admin)
+        assert served_version(client, registry) == 2
+        client.post(f"{REPLY}/promote", json={}, headers=registry.admin)
+        assert served_version(client, registry) == 3

@@ -12,9 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from support.server import AppServer
-
-from registry.api.app import create_app
+from support.server import AppServer, app_of
 
 from .harness import POLL_S, Registry
 
@@ -235,12 +233,8 @@ def test_oversized_body_with_content_length_is_413(
 @pytest.fixture
 def server(shared_registry: Registry) -> Iterator[AppServer]:
     """A real uvicorn over the shared registry."""
-    app = create_app(shared_registry.settings(), poll_s=POLL_S)
-    try:
-        with AppServer(app) as server:
-            yield server
-    finally:
-        app.state.engine.dispose()
+    with app_of(shared_registry.settings(), poll_s=POLL_S) as app, AppServer(app) as server:
+        yield server
 
 
 def test_oversized_chunked_webhook_body_is_413(server: AppServer):

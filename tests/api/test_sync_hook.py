@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
+from support.server import app_of
 from support.wait import wait_for
 
-from registry.api.app import create_app
 from registry.config import Settings
 from registry.store import crud
 
@@ -142,12 +142,8 @@ def test_webhook_with_a_good_signature_but_no_json_is_422(
 @pytest.fixture
 def client_without_secret(shared_registry: Registry) -> Iterator[TestClient]:
     settings: Settings = shared_registry.settings().model_copy(update={"webhook_secret": None})
-    app = create_app(settings, poll_s=POLL_S)
-    try:
-        with TestClient(app) as client:
-            yield client
-    finally:
-        app.state.engine.dispose()
+    with app_of(settings, poll_s=POLL_S) as app, TestClient(app) as client:
+        yield client
 
 
 def test_webhook_without_a_configured_secret_is_401(client_without_secret: TestClient):

@@ -4,35 +4,21 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 from support.cli import invoke
-from support.git import GitRepo
 from support.server import AppServer
-from usage_helpers import (
-    app_for,
-    build_registry,
-    event,
-    make_token,
-    sync,
-)
+from usage_helpers import app_for, event, make_token, repo_fixture, synced_fixture  # noqa: F401  (fixtures repo, synced)
 
 from registry.errors import NotFound
 from registry.usage import Ingestor
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> GitRepo:
-    return build_registry(tmp_path / "repo")
-
-
-@pytest.fixture
-def url(engine: Engine, repo: GitRepo, tmp_path: Path) -> str:
-    sync(engine, repo, tmp_path / "cache")
-    return engine.url.render_as_string(hide_password=False)
+def url(synced: Engine) -> str:
+    return synced.url.render_as_string(hide_password=False)
 
 
 def checklist(*args: str) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, inspect
 from support.cli import cli
 from support.features import feature_files, policy, prompt
 from support.git import AUTHOR, GitRepo
+from support.shapes import RESOLVED_VERSION_KEYS
 
 from registry.store import db
 from registry.store.db import current_revision, head_revision, make_engine, migrate
@@ -175,16 +176,7 @@ def test_show_json(registry):
 
     assert code == 0
     data = json.loads(out)
-    assert {
-        "feature",
-        "version",
-        "label",
-        "content_hash",
-        "commit",
-        "pinned",
-        "prompt",
-        "policy",
-    } <= set(data)
+    assert set(data) >= RESOLVED_VERSION_KEYS
     assert (data["feature"], data["version"], data["label"], data["pinned"]) == (
         "a.x",
         2,

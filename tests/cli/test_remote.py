@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 from api.harness import Registry, new_registry
 from sqlalchemy import Engine
-from support.server import PROMPTREG, AppServer, free_port
+from support.server import PROMPTREG, AppServer, app_of, free_port
 from test_packaging import LOADED_AFTER_COMMAND, SERVER_MODULES, TOKENIZERS, loaded_modules
 from typer.testing import CliRunner, Result
 
-from registry.api.app import create_app
 from registry.cli import app as cli
 from registry.cli import backend
 from registry.cli import remote as remote_module
@@ -72,12 +71,10 @@ def remote(
 
     monkeypatch.setattr(remote_module, "RemoteBackend", RecordedRemote)
     registry = new_registry(db_url, engine, tmp_path)
-    app = create_app(registry.settings(), poll_s=0.02)
     try:
-        with AppServer(app) as server:
+        with app_of(registry.settings(), poll_s=0.02) as app, AppServer(app) as server:
             yield Remote(registry, server)
     finally:
-        app.state.engine.dispose()
         for client in clients:
             client.client.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,29 +12,17 @@ from sqlalchemy import Engine
 from support.cli import invoke
 from support.git import GitRepo
 from support.server import AppServer
-from usage_helpers import (
-    app_for,
-    build_registry,
-    event,
-    make_token,
-    sync,
-)
+from usage_helpers import app_for, event, make_token, repo_fixture, synced_fixture  # noqa: F401  (fixtures repo, synced)
 
 from registry.errors import BadRequest, NotFound, RemoteError
 from registry.usage import BadWindow, Ingestor
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> GitRepo:
-    return build_registry(tmp_path / "repo")
-
-
-@pytest.fixture
-def url(engine: Engine, repo: GitRepo, tmp_path: Path) -> str:
+def url(synced: Engine) -> str:
     """The database URL of a synced registry with some usage of support.reply today."""
-    sync(engine, repo, tmp_path / "cache")
     recent = (datetime.now(UTC) - timedelta(minutes=2)).isoformat()
-    result = Ingestor(engine).ingest(
+    result = Ingestor(synced).ingest(
         [
             event(at=recent, latency_ms=500, cost_usd=0.7, input_tokens=140),
             event(at=recent, latency_ms=700, cost_usd=0.7, outcome="error"),
@@ -43,7 +30,7 @@ def url(engine: Engine, repo: GitRepo, tmp_path: Path) -> str:
         ]
     )
     assert result.accepted == 3
-    return engine.url.render_as_string(hide_password=False)
+    return synced.url.render_as_string(hide_password=False)
 
 
 @pytest.fixture

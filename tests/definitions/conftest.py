@@ -15,35 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.features import BASE_POLICY, BASE_PROMPT
 from typer.testing import CliRunner
 
 from registry.cli import app
 from registry.definitions.load import LoadedRegistry, RegistryLoader
 from registry.definitions.tree import DirTree
-
-# Line numbers matter: tests name the line each problem must point at.
-BASE_POLICY = """\
-models:
-  - model: gpt-4o
-max_output_tokens: 200
-budget:
-  max_request_tokens: 4000
-degraded_message: Unavailable right now.
-"""
-
-BASE_PROMPT = """\
----
-inputs:
-  question: {type: string}
-sample:
-  question: What is up?
----
-system:
-You are helpful.
-
-user:
-{{ question }}
-"""
 
 BASE_FILES: dict[str, str | bytes | None] = {
     "policies/demo/ask.yaml": BASE_POLICY,
@@ -77,6 +54,17 @@ def base_policy() -> str:
 def base_prompt() -> str:
     """The prompt text of the base feature `demo.ask`."""
     return BASE_PROMPT
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder next to the repository (so outside its root) holding the base feature's
+    prompt and policy (`ask.jinja`, `ask.yaml`)."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "ask.jinja").write_text(BASE_PROMPT)
+    (folder / "ask.yaml").write_text(BASE_POLICY)
+    return folder
 
 
 @pytest.fixture

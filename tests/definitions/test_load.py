@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from support.features import BASE_PROMPT as PROMPT
 from typer.testing import CliRunner
 
 from registry.cli import app
@@ -18,19 +19,6 @@ from registry.definitions.load import Layout, RegistryLoader
 from registry.definitions.tree import DirTree
 from registry.errors import RenderError
 
-PROMPT = """\
----
-inputs:
-  question: {type: string}
-sample:
-  question: What is up?
----
-system:
-You are helpful.
-
-user:
-{{ question }}
-"""
 # Lines of PROMPT: 1 "---", 2 inputs, 3 question, 4 sample, 5 its value, 6 "---",
 # 7 system:, 8-9 text, 10 user:, 11 {{ question }}; appended text starts at line 12.
 ASK = "prompts/demo/ask.jinja"
@@ -174,22 +162,14 @@ def test_nested_and_relative_includes_load(registry, load):
 # -- symlinks -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def outside(tmp_path: Path, base_prompt: str) -> Path:
-    """A folder next to the repository (so outside its root) holding a valid prompt."""
-    folder = tmp_path / "outside"
-    folder.mkdir()
-    (folder / "ask.jinja").write_text(base_prompt)
-    return folder
-
-
 @pytest.mark.parametrize("target", ["/etc/hostname", "outside"])
-def test_prompt_symlinked_out_of_the_repo(registry, check, outside, target):
+@pytest.mark.parametrize("file", [ASK, "policies/demo/ask.yaml"])
+def test_prompt_or_policy_symlinked_out_of_the_repo(registry, check, outside, file, target):
     root = registry()
-    (root / ASK).unlink()
-    os.symlink(outside / "ask.jinja" if target == "outside" else target, root / ASK)
+    (root / file).unlink()
+    os.symlink(outside / Path(file).name if target == "outside" else target, root / file)
     checked = check(root)
-    checked.has(ASK, 1, "points outside the repository")
+    checked.has(file, 1, "points outside the repository")
     assert checked.loaded.features == {}
     assert Path("/etc/hostname").read_text().strip() not in checked.text
 

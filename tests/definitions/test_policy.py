@@ -7,18 +7,10 @@ Each bad input is checked through `RegistryLoader` and through `promptreg valida
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
+from support.features import BASE_POLICY as POLICY
 
-POLICY = """\
-models:
-  - model: gpt-4o
-max_output_tokens: 200
-budget:
-  max_request_tokens: 4000
-degraded_message: Unavailable right now.
-"""
 # Lines of POLICY: 1 models, 2 "- model", 3 max_output_tokens, 4 budget,
 # 5 max_request_tokens, 6 degraded_message; text appended starts at line 7.
 ASK = "policies/demo/ask.yaml"
@@ -384,26 +376,7 @@ def test_a_tokenizer_typo_in_models_file_is_named_with_its_line(registry, check)
     check(root).has("policies/_models.yaml", 4, "models.acme-7b.tokenizer: 'gpt-4oo' is neither")
 
 
-# -- symlinks -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    """A folder next to the repository (so outside its root) holding a valid policy."""
-    folder = tmp_path / "outside"
-    folder.mkdir()
-    (folder / "ask.yaml").write_text(POLICY)
-    return folder
-
-
-@pytest.mark.parametrize("target", ["/etc/hostname", "outside"])
-def test_policy_symlinked_out_of_the_repo(registry, check, outside, target):
-    root = registry()
-    (root / ASK).unlink()
-    os.symlink(outside / "ask.yaml" if target == "outside" else target, root / ASK)
-    checked = check(root)
-    checked.has(ASK, 1, "points outside the repository")
-    assert checked.loaded.features == {}
+# -- symlinks (a policy file symlinked out: test_load.py, beside the prompt file) ----
 
 
 def test_policy_folder_symlinked_out_of_the_repo(registry, check, outside):

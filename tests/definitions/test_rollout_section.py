@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from support.features import BASE_POLICY as POLICY
 
-POLICY = """\
-models:
-  - model: gpt-4o
-max_output_tokens: 200
-budget:
-  max_request_tokens: 4000
-degraded_message: Unavailable right now.
-"""
 # The rollout section appended to POLICY starts at line 7.
 ASK = "policies/demo/ask.yaml"
 

@@ -2,7 +2,8 @@
 
 Line numbers matter: tests name the line a problem must point at. `policy()` is six
 lines, so `extra` starts on line 7; `prompt(include=...)` has its `{% include %}` on
-line 7.
+line 7. `BASE_POLICY` and `BASE_PROMPT` are the base feature `demo.ask` of the
+definitions tests (tests/definitions/conftest.py).
 """
 
 from __future__ import annotations
@@ -36,3 +37,22 @@ def feature_files(name: str, max_output_tokens: int = 200, **prompt_kw: str) -> 
         f"policies/{rel}.yaml": policy(max_output_tokens),
         f"prompts/{rel}.jinja": prompt(**prompt_kw),
     }
+
+
+BASE_POLICY = policy()
+
+# Lines: 1 "---", 2 inputs, 3 question, 4 sample, 5 its value, 6 "---", 7 system:,
+# 8-9 text, 10 user:, 11 {{ question }}; appended text starts at line 12.
+BASE_PROMPT = """\
+---
+inputs:
+  question: {type: string}
+sample:
+  question: What is up?
+---
+system:
+You are helpful.
+
+user:
+{{ question }}
+"""

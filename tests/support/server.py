@@ -12,6 +12,9 @@ cleanly on exit whatever happens.
   output in a log file under `cwd`.
 - `replicas(database_url, cwd, count)`: several `ServeProcess` on one database, started
   side by side.
+
+`app_of(settings, ...)` makes the app an `AppServer` or a `TestClient` runs, and disposes
+of the engine it opened when the block ends.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
+
+from registry.api.app import create_app
+from registry.config import Settings
 
 from .wait import wait_for
 
@@ -36,6 +43,16 @@ HOST = "127.0.0.1"
 PROMPTREG = Path(sys.executable).with_name("promptreg")
 READY_S = 60.0  # a first start imports litellm and loads tokenizers: seconds on a busy machine
 STOP_S = 20.0
+
+
+@contextmanager
+def app_of(settings: Settings, **options: Any) -> Iterator[FastAPI]:
+    """`create_app(settings, **options)`; the engine it opens is disposed when the block ends."""
+    app = create_app(settings, **options)
+    try:
+        yield app
+    finally:
+        app.state.engine.dispose()
 
 
 def free_port() -> int:

@@ -21,9 +21,7 @@ import httpx
 import pytest
 from api.harness import POLL_S, Registry, bearer, new_registry
 from sqlalchemy import Engine
-from support.server import AppServer
-
-from registry.api.app import create_app
+from support.server import AppServer, app_of
 
 MARKUP = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"> & "quoted"'
 MARKUP_PROMPT = f"""\
@@ -62,13 +60,9 @@ def registry(db_url: str, engine: Engine, tmp_path: Path) -> Registry:
 @pytest.fixture
 def server(registry: Registry) -> Iterator[AppServer]:
     """`create_app` under uvicorn on 127.0.0.1, with usage reported for support.reply."""
-    app = create_app(registry.settings(), poll_s=POLL_S)
-    try:
-        with AppServer(app) as running:
-            report_usage(running.url, registry.admin_token)
-            yield running
-    finally:
-        app.state.engine.dispose()
+    with app_of(registry.settings(), poll_s=POLL_S) as app, AppServer(app) as running:
+        report_usage(running.url, registry.admin_token)
+        yield running
 
 
 def report_usage(url: str, token: str) -> None:

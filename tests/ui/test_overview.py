@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
-from usage_helpers import build_registry, event, sync
+from usage_helpers import event, repo_fixture, synced_fixture  # noqa: F401  (fixtures repo, synced)
 
 from registry import labels
 from registry.store.db import session_scope
@@ -20,13 +19,6 @@ from registry.usage import Ingestor, feature_stats
 
 NOW = datetime(2026, 3, 10, 1, 30, tzinfo=UTC)  # early in the day: the window spans two days
 FEATURES = ("support.reply", "kb.answer", "tight.reply")
-
-
-@pytest.fixture
-def synced(engine: Engine, tmp_path: Path) -> Engine:
-    """The usage test registry (support.reply has a $1 daily budget and a drift alarm)."""
-    sync(engine, build_registry(tmp_path / "repo"), tmp_path / "cache")
-    return engine
 
 
 def traffic(seed: int, count: int, within_h: float = 30) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from api.harness import Registry, bearer
 from sqlalchemy import Engine
-from support.server import AppServer
+from support.server import AppServer, app_of
 
 from registry.store import crud
 from registry.store.db import session_scope
@@ -68,10 +68,7 @@ def test_the_session_cookie_is_httponly_samesite_strict_and_holds_no_token(
 def test_the_cookie_is_secure_under_https(registry: Registry) -> None:
     from fastapi.testclient import TestClient
 
-    from registry.api.app import create_app
-
-    app = create_app(registry.settings())
-    try:
+    with app_of(registry.settings()) as app:
         with TestClient(app, base_url="https://dashboard.example") as client:
             nonce = csrf_of(client.get("/ui/login").text)
             answer = client.post(
@@ -83,8 +80,6 @@ def test_the_cookie_is_secure_under_https(registry: Registry) -> None:
             c for c in answer.headers.get_list("set-cookie") if c.startswith("promptreg_session=")
         )
         assert "; secure" in cookie.lower()
-    finally:
-        app.state.engine.dispose()
 
 
 def test_a_wrong_token_is_refused_and_not_shown_back(server: AppServer) -> None:

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from support.git import GitRepo
-from usage_helpers import app_for, build_registry, make_token, sync
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> GitRepo:
-    """The usage test registry (see usage_helpers)."""
-    return build_registry(tmp_path / "repo")
-
-
-@pytest.fixture
-def synced(engine: Engine, repo: GitRepo, tmp_path: Path) -> Engine:
-    """A migrated database with the test registry synced into `production`."""
-    sync(engine, repo, tmp_path / "cache")
-    return engine
+from usage_helpers import app_for, make_token, repo_fixture, synced_fixture  # noqa: F401  (fixtures repo, synced)
 
 
 @pytest.fixture

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from sqlmodel import Session
+from fastapi import APIRouter, Query
 
 from registry import labels
-from registry.api.deps import AdminDep, ReaderDep, SessionDep, SettingsDep
+from registry.api.deps import LabelChangeDep, ReaderDep, SessionDep
 from registry.api.schemas import (
     LABEL_PATTERN,
     NO_NUL,
@@ -22,53 +21,31 @@ router = APIRouter(prefix="/v1", tags=["labels"])
 
 
 @router.post("/features/{name}/rollback", response_model=LabelMove)
-def rollback(
-    name: str,
-    body: RollbackIn,
-    who: AdminDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    request: Request,
-) -> LabelMove:
+def rollback(name: str, body: RollbackIn, change: LabelChangeDep) -> LabelMove:
     """Move the label back (previous target or `to_version`) and pin it."""
     move = labels.rollback(
-        session,
+        change.session,
         name,
-        label=body.label or settings.label,
+        label=change.label(body.label),
         to_version=body.to_version,
-        actor=who.name,
+        actor=change.who.name,
         reason=body.reason,
     )
-    published(request, session)
-    return move
+    return change.published(move)
 
 
 @router.post("/features/{name}/promote", response_model=LabelMove)
-def promote(
-    name: str,
-    body: PromoteIn,
-    who: AdminDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    request: Request,
-) -> LabelMove:
+def promote(name: str, body: PromoteIn, change: LabelChangeDep) -> LabelMove:
     """Move the label to the newest version (or `version`) and unpin it."""
     move = labels.promote(
-        session,
+        change.session,
         name,
-        label=body.label or settings.label,
+        label=change.label(body.label),
         version=body.version,
-        actor=who.name,
+        actor=change.who.name,
         reason=body.reason,
     )
-    published(request, session)
-    return move
-
-
-def published(request: Request, session: Session) -> None:
-    """Commit the move and serve it from this replica at once (others follow the marker)."""
-    session.commit()
-    request.app.state.serving.check()
+    return change.published(move)
 
 
 @router.get("/audit", response_model=AuditList)

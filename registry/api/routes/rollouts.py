@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from registry.api.deps import AdminDep, ReaderDep, SessionDep, SettingsDep
-from registry.api.routes.labels import published
+from registry.api.deps import LabelChangeDep, ReaderDep, SessionDep, SettingsDep
 from registry.api.schemas import LABEL_PATTERN, RolloutActionIn, RolloutList, RolloutStartIn
 from registry.rollouts import machine
 from registry.store import crud
@@ -45,50 +44,32 @@ def rollout(
 
 
 @router.post("/features/{name}/rollout/start", response_model=RolloutPublic)
-def start(
-    name: str,
-    body: RolloutStartIn,
-    who: AdminDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    request: Request,
-) -> RolloutPublic:
+def start(name: str, body: RolloutStartIn, change: LabelChangeDep) -> RolloutPublic:
     """Roll a version out on the label, a slice at a time (replaces an active rollout)."""
     started = machine.start_by_name(
-        session,
+        change.session,
         name,
-        label=body.label or settings.label,
+        label=change.label(body.label),
         to_version=body.to_version,
         steps=body.steps,
         interval=body.interval,
-        actor=who.name,
+        actor=change.who.name,
         reason=body.reason,
     )
-    answer = machine.public(session, started)
-    published(request, session)
-    return answer
+    return change.published(machine.public(change.session, started))
 
 
 def _action(action: str) -> None:
-    def act(
-        name: str,
-        body: RolloutActionIn,
-        who: AdminDep,
-        session: SessionDep,
-        settings: SettingsDep,
-        request: Request,
-    ) -> RolloutPublic:
+    def act(name: str, body: RolloutActionIn, change: LabelChangeDep) -> RolloutPublic:
         changed = machine.act(
-            session,
+            change.session,
             name,
             action,
-            label=body.label or settings.label,
-            actor=who.name,
+            label=change.label(body.label),
+            actor=change.who.name,
             reason=body.reason,
         )
-        answer = machine.public(session, changed)
-        published(request, session)
-        return answer
+        return change.published(machine.public(change.session, changed))
 
     act.__doc__ = {
         "pause": "Hold the rollout at its current split.",

@@ -41,7 +41,42 @@ class UsageEvent(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
 
 
-class UsageRollup(SQLModel, table=True):
+class HourRow(SQLModel):
+    """The key columns of an hourly table: one feature version on one model in one UTC hour."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    feature_id: int = Field(foreign_key="features.id")
+    hour: datetime = Field(sa_type=UTCDateTime())
+    version: int
+    model: str = Field(max_length=NAME_LENGTH)
+
+
+class MinuteRow(SQLModel):
+    """The key columns of a minute table: one feature version in one UTC minute."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    feature_id: int = Field(foreign_key="features.id")
+    minute: datetime = Field(sa_type=UTCDateTime())
+    version: int
+
+
+class OutcomeCounts(SQLModel):
+    """Requests and one count column per outcome (USAGE_OUTCOMES), for the rollup tables.
+
+    Name it before the key mixin (``UsageRollup(OutcomeCounts, HourRow)``): the key
+    columns then come first, as the migrations create them.
+    """
+
+    requests: int = 0
+    ok: int = 0
+    error: int = 0
+    timeout: int = 0
+    fallback: int = 0
+    degraded: int = 0
+    rejected: int = 0
+
+
+class UsageRollup(OutcomeCounts, HourRow, table=True):
     """Usage of one feature version on one model in one UTC hour, summed at ingestion.
 
     Hours add up to days and windows; a stats query reads a few rows per hour instead of
@@ -55,18 +90,6 @@ class UsageRollup(SQLModel, table=True):
         Index("ix_usage_rollups_hour", "hour"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    feature_id: int = Field(foreign_key="features.id")
-    hour: datetime = Field(sa_type=UTCDateTime())
-    version: int
-    model: str = Field(max_length=NAME_LENGTH)
-    requests: int = 0
-    ok: int = 0
-    error: int = 0
-    timeout: int = 0
-    fallback: int = 0
-    degraded: int = 0
-    rejected: int = 0
     input_tokens: int = Field(default=0, sa_type=BigInteger())
     output_tokens: int = Field(default=0, sa_type=BigInteger())
     estimated_input_tokens: int = Field(default=0, sa_type=BigInteger())
@@ -91,7 +114,7 @@ ROLLUP_SUMS = (
 )  # the columns of usage_rollups that ingestion adds to
 
 
-class UsageLatency(SQLModel, table=True):
+class UsageLatency(HourRow, table=True):
     """A latency histogram per rollup row: how many calls fell in each log-spaced bucket.
 
     Budget rejections made no call and are left out.
@@ -103,16 +126,11 @@ class UsageLatency(SQLModel, table=True):
         Index("ix_usage_latency_hour", "hour"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    feature_id: int = Field(foreign_key="features.id")
-    hour: datetime = Field(sa_type=UTCDateTime())
-    version: int
-    model: str = Field(max_length=NAME_LENGTH)
     bucket: int
     count: int = 0
 
 
-class UsageMinute(SQLModel, table=True):
+class UsageMinute(OutcomeCounts, MinuteRow, table=True):
     """Usage of one feature version in one UTC minute: what the rollout guards compare.
 
     No model dimension (guards compare versions), and sums of squared cost so a guard can
@@ -125,17 +143,6 @@ class UsageMinute(SQLModel, table=True):
         Index("ix_usage_minutes_minute", "minute"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    feature_id: int = Field(foreign_key="features.id")
-    minute: datetime = Field(sa_type=UTCDateTime())
-    version: int
-    requests: int = 0
-    ok: int = 0
-    error: int = 0
-    timeout: int = 0
-    fallback: int = 0
-    degraded: int = 0
-    rejected: int = 0
     cost_usd: float = 0.0
     cost_usd_sq: float = 0.0
     cost_n: int = 0  # calls that carried a cost
@@ -156,7 +163,7 @@ MINUTE_SUMS = (
 )  # the columns of usage_minutes that ingestion adds to
 
 
-class UsageMinuteLatency(SQLModel, table=True):
+class UsageMinuteLatency(MinuteRow, table=True):
     """The latency histogram of one feature version in one UTC minute."""
 
     __tablename__ = "usage_minute_latency"
@@ -165,9 +172,5 @@ class UsageMinuteLatency(SQLModel, table=True):
         Index("ix_usage_minute_latency_minute", "minute"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    feature_id: int = Field(foreign_key="features.id")
-    minute: datetime = Field(sa_type=UTCDateTime())
-    version: int
     bucket: int
     count: int = 0
