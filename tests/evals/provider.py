@@ -41,6 +41,7 @@ class RuleProvider:
         self.requests: Counter[str] = Counter()  # model -> requests received
         self.bodies: list[dict[str, Any]] = []
         self._failures: dict[str, tuple[int, int | None]] = {}  # model -> (status, times left)
+        self.delay = 0.0  # seconds each answer takes: a provider slower than any lookup
         self._lock = threading.Lock()
         owner = self
 
@@ -114,6 +115,8 @@ class RuleProvider:
         except Exception as exc:  # a rule's bug shows as this provider's 500, with the cause
             error = {"message": f"rule failed: {exc!r}", "type": "server_error"}
             return _send(handler, 500, {"error": error})
+        if self.delay:
+            time.sleep(self.delay)
         prompt = sum(rules.count_tokens(str(m.get("content", ""))) for m in body["messages"])
         completion = rules.count_tokens(text)
         return _send(

@@ -119,6 +119,7 @@ def test_the_unchanged_base_side_costs_no_request(repo, provider):
 
 
 def test_a_second_run_is_answered_from_the_cache(repo, provider):
+    provider.delay = 0.25  # far above a cache lookup: the latency a cached case shows is telling
     first = eval_json(repo, provider, code=0)
     assert provider.total == 3
     assert not any(c["cached"] for c in cases_of(first).values())
@@ -130,8 +131,9 @@ def test_a_second_run_is_answered_from_the_cache(repo, provider):
         assert again[name]["answer"] == case["answer"]
         assert again[name]["tokens"] == case["tokens"]
         assert again[name]["cost_usd"] == case["cost_usd"]
-        # a cached answer keeps the latency it was measured with (plus this run's overhead)
-        assert again[name]["latency_ms"] == pytest.approx(case["latency_ms"], abs=20.0)
+        # a cached answer keeps the latency the provider took (plus this run's overhead),
+        # not the few milliseconds of reading it back
+        assert case["latency_ms"] >= 250 and again[name]["latency_ms"] >= 250
     eval_json(repo, provider, "--no-cache", code=0)
     assert provider.total == 6
 
