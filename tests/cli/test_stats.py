@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 from support.cli import invoke
+from support.clock import earlier_today
 from support.git import GitRepo
 from support.server import AppServer
 from usage_helpers import app_for, event, make_token, repo_fixture, synced_fixture  # noqa: F401  (fixtures repo, synced)
@@ -21,7 +21,7 @@ from registry.usage import BadWindow, Ingestor
 @pytest.fixture
 def url(synced: Engine) -> str:
     """The database URL of a synced registry with some usage of support.reply today."""
-    recent = (datetime.now(UTC) - timedelta(minutes=2)).isoformat()
+    recent = earlier_today(minutes=2).isoformat()
     result = Ingestor(synced).ingest(
         [
             event(at=recent, latency_ms=500, cost_usd=0.7, input_tokens=140),

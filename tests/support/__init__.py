@@ -7,6 +7,7 @@
 - `support.postgres`: a throwaway PostgreSQL cluster and a fresh database per test.
 - `support.cli`: `promptreg` run in-process as the installed script runs it.
 - `support.features`: valid policy and prompt files for a feature.
+- `support.clock`: `earlier_today(minutes)`, a usage moment that is today at any hour.
 
 The fixtures built on them are in tests/conftest.py.
 """

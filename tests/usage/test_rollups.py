@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
+from support.clock import earlier_today
 from usage_helpers import event
 
 from registry.errors import NotFound
@@ -246,9 +247,8 @@ def test_stats_of_an_unknown_feature(synced):
 
 
 def test_stats_route(client, synced):
-    now = datetime.now(UTC)
     ingest_now = Ingestor(synced).ingest(
-        [event(cost_usd=2.0, at=(now - timedelta(minutes=1)).isoformat())]
+        [event(cost_usd=2.0, at=earlier_today(minutes=1).isoformat())]
     )
     assert ingest_now.accepted == 1
     response = client.get("/v1/features/support.reply/stats", params={"window": "24h"})
