@@ -26,7 +26,7 @@ DatabaseUrlOption = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        help="Database URL [default: PROMPTREG_DATABASE_URL, else sqlite:///promptreg.db here].",
+        help="Database URL (default: PROMPTREG_DATABASE_URL, else sqlite:///promptreg.db here).",
         show_default=False,
     ),
 ]
@@ -34,21 +34,21 @@ ServerUrlOption = Annotated[
     str | None,
     typer.Option(
         "--url",
-        help="A promptreg server: work through its API [default: PROMPTREG_URL].",
+        help="A promptreg server: work through its API (default: PROMPTREG_URL).",
         show_default=False,
     ),
 ]
 TokenOption = Annotated[
     str | None,
     typer.Option(
-        "--token", help="API token for --url [default: PROMPTREG_TOKEN].", show_default=False
+        "--token", help="API token for --url (default: PROMPTREG_TOKEN).", show_default=False
     ),
 ]
 LabelOption = Annotated[
     str | None,
     typer.Option(
         "--label",
-        help="Label to read or move [default: PROMPTREG_LABEL, else production].",
+        help="Label to read or move (default: PROMPTREG_LABEL, else production).",
         show_default=False,
     ),
 ]

@@ -26,6 +26,18 @@ def test_help_lists_the_commands():
         assert command in result.stdout
 
 
+def test_help_names_the_variables_behind_the_shared_options(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one line per option
+    out = invoke("rollout", "start", "--help").stdout
+    for variable in (
+        "PROMPTREG_LABEL",
+        "PROMPTREG_DATABASE_URL",
+        "PROMPTREG_URL",
+        "PROMPTREG_TOKEN",
+    ):
+        assert f"(default: {variable}" in out, out
+
+
 # -- init ---------------------------------------------------------------------------
 
 
