@@ -41,6 +41,13 @@ class RemoteBackend:
             raise RemoteError(f"{self.url}: forbidden ({detail})")
         raise from_status(status, detail) or RemoteError(f"{self.url}: HTTP {status}: {detail}")
 
+    def sync(self, wait_s: float) -> dict[str, Any]:
+        """Have the server sync its configured repository; its summary (waits `wait_s`)."""
+        result: dict[str, Any] = self._call(
+            "POST", "/v1/sync", timeout=httpx.Timeout(15.0, read=wait_s)
+        )
+        return result
+
     def features(self, label: str) -> list[dict[str, Any]]:
         data = self._call("GET", "/v1/features", params={"label": label})
         return list(data["data"])

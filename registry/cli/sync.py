@@ -7,9 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from registry.cli.backend import DatabaseUrlOption, JsonOption, database_backend, os_user
+from registry.cli.backend import (
+    Target,
+    backend_options,
+    closed_with_command,
+    database_backend,
+    os_user,
+)
 from registry.cli.files import PoliciesDirOption, PromptsDirOption, layout_of
-from registry.cli.output import console, print_json
+from registry.cli.output import console, fail, print_json
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -18,6 +24,7 @@ if TYPE_CHECKING:
     from registry.sync import SyncSummary
 
 
+@backend_options()
 def sync(
     repo: Annotated[
         str | None, typer.Option("--repo", help="Repository path or URL (default: .).")
@@ -25,37 +32,60 @@ def sync(
     ref: Annotated[
         str | None, typer.Option("--ref", help="Branch to read (default: the checked-out one).")
     ] = None,
-    label: Annotated[
-        str | None, typer.Option("--label", help="Label to move (default: production).")
-    ] = None,
     no_history: Annotated[
         bool, typer.Option("--no-history", help="Import only the tip, not the history.")
     ] = False,
     lock_timeout: Annotated[
         float, typer.Option("--lock-timeout", help="Seconds to wait for another sync.")
     ] = 300.0,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
     prompts_dir: PromptsDirOption = None,
     policies_dir: PoliciesDirOption = None,
+    *,
+    target: Target,
 ) -> None:
-    """Sync git history into versions; exit 1 when this run recorded errors."""
+    """Sync git history into versions; exit 1 when this run recorded errors.
+
+    Through a server (--url or PROMPTREG_URL), the server syncs the repository, ref and
+    label it is configured with, as `POST /v1/sync` does."""
     from registry.config import get_settings
 
-    engine = database_backend(database_url).engine
-    summary = _run(
-        engine,
-        get_settings(),
-        repo,
-        ref,
-        label,
-        no_history,
-        lock_timeout,
-        as_json,
-        prompts_dir,
-        policies_dir,
-    )
-    if as_json:
+    settings = get_settings()
+    url = target.url or settings.url
+    if url:
+        local = {
+            "--repo": repo,
+            "--ref": ref,
+            "--label": target.label_option,
+            "--no-history": no_history,
+            "--prompts-dir": prompts_dir,
+            "--policies-dir": policies_dir,
+        }
+        if given := [name for name, value in local.items() if value]:
+            fail(
+                f"{', '.join(given)}: through --url the server syncs the repository, ref and "
+                "label it is configured with (its PROMPTREG_REPO, PROMPTREG_REF, PROMPTREG_LABEL)",
+                code=2,
+            )
+        from registry.cli.remote import RemoteBackend
+        from registry.sync.summary import SyncSummary
+
+        server = closed_with_command(RemoteBackend(url, target.token or settings.token))
+        summary = SyncSummary.from_dict(server.sync(wait_s=lock_timeout + 300))
+    else:
+        engine = database_backend(target.database_url).engine
+        summary = _run(
+            engine,
+            settings,
+            repo,
+            ref,
+            target.label,
+            no_history,
+            lock_timeout,
+            target.as_json,
+            prompts_dir,
+            policies_dir,
+        )
+    if target.as_json:
         print_json(summary.as_dict())
     else:
         _print(summary)
@@ -68,7 +98,7 @@ def _run(
     settings: Settings,
     repo: str | None,
     ref: str | None,
-    label: str | None,
+    label: str,
     no_history: bool,
     lock_timeout: float,
     as_json: bool,
@@ -99,7 +129,7 @@ def _run(
             engine,
             repo=repo or settings.repo,
             ref=ref or settings.ref,
-            label=label or settings.label,
+            label=label,
             layout=layout_of(prompts_dir, policies_dir),
             no_history=no_history,
             cache_dir=settings.cache_dir,

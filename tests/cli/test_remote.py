@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api.harness import Registry, new_registry
+from api.harness import Registry, new_registry, tone
 from sqlalchemy import Engine
 from support.server import PROMPTREG, AppServer, app_of, free_port
 from test_packaging import LOADED_AFTER_COMMAND, SERVER_MODULES, TOKENIZERS, loaded_modules
@@ -259,3 +259,24 @@ def test_unauthorized_and_forbidden_are_one_line(remote: Remote, tmp_path: Path)
 
 def _json(text: str) -> Any:
     return json.loads(text)
+
+
+def test_sync_through_the_server_syncs_its_repository(remote: Remote):
+    remote.registry.repo.commit("Brief tone", {"prompts/partials/tone.jinja": tone("Be brief.")})
+    synced = remote.remote("sync")
+    assert synced.exit_code == 0, synced.output
+    assert "→ production: 1 commit(s)" in synced.stdout and "1 new version(s)" in synced.stdout
+    history = _json(remote.db("history", "support.reply", "--json").stdout)
+    assert history[0]["version"] == 4
+    again = _json(remote.remote("sync", "--json").stdout)
+    assert (again["commits"], again["versions_created"], again["ok"]) == (0, 0, True)
+
+
+def test_sync_through_the_server_refuses_local_options(remote: Remote):
+    for args in (("--repo", "."), ("--ref", "main", "--no-history"), ("--label", "staging")):
+        refused = remote.remote("sync", *args)
+        assert refused.exit_code == 2
+        assert "through --url the server syncs the repository, ref and label" in refused.stderr
+        assert args[0] in refused.stderr
+    reader = remote.remote("sync", token=remote.registry.reader_token)
+    assert reader.exit_code == 1 and "has role reader; this needs admin" in str(reader.exception)
