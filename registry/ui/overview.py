@@ -15,7 +15,6 @@ Cheap at 1,000 features because nothing is read per feature:
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from sqlalchemy import Engine, and_, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from registry.definitions.content import VersionContent
 from registry.definitions.policy import Policy
 from registry.store.models import (
     ROLLUP_SUMS,
@@ -140,8 +140,7 @@ class Overview:
                 col(Version.id).in_(ids[start : start + 500])
             )
             for version_id, content in session.exec(stmt).all():
-                policy = json.loads(content).get("policy")
-                parsed = Policy.model_validate(policy) if policy is not None else None
+                parsed = VersionContent.from_json(content).policy_model
                 with self._lock:
                     if len(self._policies) >= POLICY_CACHE_SIZE:
                         self._policies.pop(next(iter(self._policies)))

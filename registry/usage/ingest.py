@@ -12,7 +12,6 @@ numbers go to the database again.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from registry.definitions.content import VersionContent
 from registry.store import usage_crud
 from registry.store.db import session_scope
 from registry.store.models import utcnow
@@ -51,11 +51,11 @@ class VersionInfo:
 
 def version_info(feature_id: int, content: str) -> VersionInfo:
     """The ingestion view of a stored version snapshot."""
-    models: dict[str, dict[str, Any]] = json.loads(content).get("models", {})
+    models = VersionContent.from_json(content).models
     return VersionInfo(
         feature_id,
         {
-            name: (entry.get("input_usd_per_token"), entry.get("output_usd_per_token"))
+            name: (entry.input_usd_per_token, entry.output_usd_per_token)
             for name, entry in models.items()
         },
     )

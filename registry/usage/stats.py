@@ -9,7 +9,6 @@ the policy of the version the label points at (the live one): a day's spend over
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import defaultdict
@@ -22,6 +21,7 @@ from sqlmodel import Session
 
 from registry import labels
 from registry.config import DEFAULT_LABEL
+from registry.definitions.content import VersionContent
 from registry.definitions.policy import Policy
 from registry.errors import BadWindow
 from registry.outcomes import ERROR_OUTCOMES
@@ -141,7 +141,7 @@ def _live_policy(
     version = resolved[1] if resolved else crud.latest_version(session=session, feature=feature)
     if version is None:
         return None, None
-    return version.version, Policy.model_validate(json.loads(version.content)["policy"])
+    return version.version, VersionContent.from_json(version.content).policy_model
 
 
 def _alarm(kind: str, value: float, threshold: float, message: str) -> dict[str, Any]:
