@@ -128,6 +128,11 @@ class Rollouts:
         self.commit(marker, **plan)
         return self.sync()
 
+    def roll_out_v2(self) -> SyncSummary:
+        """Release v1, then v2 under the default plan: a rollout from v1 to v2 starts."""
+        self.release("v1")
+        return self.release("v2")
+
     def settings(self) -> Settings:
         """Server settings for this registry."""
         return Settings(database_url=self.db_url, repo=str(self.repo), ref="main")
