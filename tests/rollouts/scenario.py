@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
+from support import features
 from support.git import GitRepo
 from support.server import AppServer
 
@@ -40,14 +41,7 @@ PATH = f"/v1/features/{FEATURE}"
 SERVED_WITHIN_S = 5.0
 GUARDS = {"error_rate_pp": 5, "p95_latency_ratio": 1.5, "cost_ratio": 1.3}
 
-KB_POLICY = """\
-models:
-  - model: gpt-4o-mini
-max_output_tokens: 100
-budget:
-  max_request_tokens: 4000
-degraded_message: Search is unavailable.
-"""
+KB_POLICY = features.policy(100, model="gpt-4o-mini", degraded="Search is unavailable.")
 
 
 def policy(
