@@ -38,7 +38,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ import httpx
 from _common import fresh_database, two_commit_registry
 from sqlalchemy import Engine
 from sqlmodel import Session
-from usage import OUTCOMES, bulk_insert, server, synced
+from usage import bulk_insert, server, stored_event, synced
 
 from registry import labels
 from registry.rollouts import machine
@@ -55,7 +55,6 @@ from registry.store.db import session_scope
 
 GOAL_RATIO = 3.0
 GOAL_MS = 50.0
-MODELS = ("gpt-4o", "gpt-4o-mini")
 
 
 def build_registry(root: Path, count: int) -> list[str]:
@@ -77,31 +76,10 @@ def generate(count: int, ids: dict[str, int], now: datetime) -> list[dict[str, A
     rng = random.Random(5)
     names = sorted(ids)
     chosen = rng.choices(names, weights=[1 / (i + 1) for i in range(len(names))], k=count)
-    week = 7 * 24 * 3600
-    rows = []
-    for serial, name in enumerate(chosen):
-        estimate = rng.randint(200, 2000)
-        input_tokens = int(estimate * rng.uniform(0.9, 1.3))
-        output_tokens = rng.randint(20, 300)
-        model = rng.choice(MODELS)
-        price_in, price_out = (2.5e-6, 1e-5) if model == "gpt-4o" else (1.5e-7, 6e-7)
-        rows.append(
-            {
-                "event_id": f"ui-{serial}",
-                "feature_id": ids[name],
-                "version": 2,
-                "model": model,
-                "outcome": rng.choice(OUTCOMES),
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "estimated_input_tokens": estimate,
-                "latency_ms": round(rng.lognormvariate(6.8, 0.6), 1),
-                "cost_usd": input_tokens * price_in + output_tokens * price_out,
-                "at": now - timedelta(seconds=rng.uniform(0, week)),
-                "received_at": now,
-            }
-        )
-    return rows
+    return [
+        stored_event(rng, now, f"ui-{serial}", ids[name], version=2)
+        for serial, name in enumerate(chosen)
+    ]
 
 
 def move_labels(engine: Engine, names: list[str]) -> None:

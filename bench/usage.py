@@ -56,6 +56,7 @@ from registry.usage.rollup import aggregate
 FEATURES = [f"bench.f{i}" for i in range(10)]
 MODELS = ("gpt-4o", "gpt-4o-mini")
 OUTCOMES = ["ok"] * 90 + ["fallback"] * 5 + ["error"] * 2 + ["timeout", "degraded", "rejected"]
+WEEK_S = 7 * 24 * 3600
 TARGET_EVENTS_S = 5_000
 TARGET_STATS_MS = 100.0
 
@@ -219,34 +220,46 @@ def generate(count: int, ids: dict[str, int], now: datetime) -> list[dict[str, A
     rng = random.Random(2)
     prefixes = [f"{rng.getrandbits(64):016x}" for _ in range(50)]  # 50 client processes
     rows = []
-    week = 7 * 24 * 3600
     for serial in range(count):
         hot = rng.random() < 0.4
         name = "bench.f0" if hot else rng.choice(FEATURES[1:])
         recent = hot and rng.random() < 0.75
-        age = rng.uniform(0, 24 * 3600 - 1) if recent else rng.uniform(0, week)
-        estimate = rng.randint(200, 2000)
-        input_tokens = int(estimate * rng.uniform(0.9, 1.3))
-        output_tokens = rng.randint(20, 300)
-        model = rng.choice(MODELS)
-        price_in, price_out = (2.5e-6, 1e-5) if model == "gpt-4o" else (1.5e-7, 6e-7)
-        rows.append(
-            {
-                "event_id": f"{prefixes[serial % len(prefixes)]}-{serial}",
-                "feature_id": ids[name],
-                "version": rng.choice((1, 2)),
-                "model": model,
-                "outcome": rng.choice(OUTCOMES),
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "estimated_input_tokens": estimate,
-                "latency_ms": round(rng.lognormvariate(6.8, 0.6), 1),
-                "cost_usd": input_tokens * price_in + output_tokens * price_out,
-                "at": now - timedelta(seconds=age),
-                "received_at": now,
-            }
-        )
+        age = rng.uniform(0, 24 * 3600 - 1) if recent else rng.uniform(0, WEEK_S)
+        event_id = f"{prefixes[serial % len(prefixes)]}-{serial}"
+        rows.append(stored_event(rng, now, event_id, ids[name], age_s=age))
     return rows
+
+
+def stored_event(
+    rng: random.Random,
+    now: datetime,
+    event_id: str,
+    feature_id: int,
+    *,
+    version: int | None = None,
+    age_s: float | None = None,
+) -> dict[str, Any]:
+    """A stored-event row of one call: tokens, model, outcome, latency and cost from `rng`;
+    the version 1 or 2 unless given, at any time of the last 7 days unless `age_s` says."""
+    estimate = rng.randint(200, 2000)
+    input_tokens = int(estimate * rng.uniform(0.9, 1.3))
+    output_tokens = rng.randint(20, 300)
+    model = rng.choice(MODELS)
+    price_in, price_out = (2.5e-6, 1e-5) if model == "gpt-4o" else (1.5e-7, 6e-7)
+    return {
+        "event_id": event_id,
+        "feature_id": feature_id,
+        "version": rng.choice((1, 2)) if version is None else version,
+        "model": model,
+        "outcome": rng.choice(OUTCOMES),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "estimated_input_tokens": estimate,
+        "latency_ms": round(rng.lognormvariate(6.8, 0.6), 1),
+        "cost_usd": input_tokens * price_in + output_tokens * price_out,
+        "at": now - timedelta(seconds=rng.uniform(0, WEEK_S) if age_s is None else age_s),
+        "received_at": now,
+    }
 
 
 COLUMNS = [c.name for c in UsageEvent.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]

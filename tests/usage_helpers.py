@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from support.features import policy
 from support.git import GitRepo
 
 from registry.api.app import create_app
@@ -45,14 +46,7 @@ circuit_breaker: {failure_rate_pct: 50, min_requests: 4, cooldown_s: 30}
 degraded_message: Drafting is unavailable right now.
 """
 
-KB_POLICY = """\
-models:
-  - model: gpt-4o
-max_output_tokens: 200
-budget:
-  max_request_tokens: 4000
-degraded_message: No answer right now.
-"""
+KB_POLICY = policy(degraded="No answer right now.")
 
 TIGHT_POLICY = """\
 models:

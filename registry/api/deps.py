@@ -3,9 +3,9 @@ what an admin route that moves a label needs (`LabelChangeDep`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -81,6 +81,15 @@ def published(request: Request, session: Session) -> None:
     request.app.state.serving.check()
 
 
+class Asked(Protocol):
+    """A label change's request body: which label (else the default), and why."""
+
+    @property
+    def label(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class LabelChange:
     """A label move or rollout action asked of the API: by whom, in which transaction."""
@@ -98,6 +107,18 @@ class LabelChange:
         """Commit and publish the change (see `published`); `answer`, read before that."""
         published(self.request, self.session)
         return answer
+
+    def apply(self, do: Callable[..., T], name: str, body: Asked, *args: Any, **kwargs: Any) -> T:
+        """`do(session, name, *args, **kwargs)` on the body's label, by this admin, and why."""
+        return do(
+            self.session,
+            name,
+            *args,
+            label=self.label(body.label),
+            actor=self.who.name,
+            reason=body.reason,
+            **kwargs,
+        )
 
 
 async def label_change(

@@ -8,7 +8,7 @@ dumps the same models, so both modes print the same JSON.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,9 @@ __all__ = ["MAX_VERSION", "LabelMove"]
 
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 NO_NUL = r"^[^\x00]*$"
+# A request body's label (else the server's) and reason for a change.
+LabelIn = Annotated[str | None, Field(max_length=200, pattern=LABEL_PATTERN)]
+ReasonIn = Annotated[str | None, Field(max_length=2000, pattern=NO_NUL)]
 
 
 class Body(BaseModel):
@@ -120,7 +123,7 @@ class RenderIn(Body):
     """Variables to render with, and which version."""
 
     variables: dict[str, Any] = Field(default_factory=dict)
-    label: str | None = Field(default=None, max_length=200, pattern=LABEL_PATTERN)
+    label: LabelIn = None
     version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
     key: str | None = Field(
         default=None,
@@ -192,17 +195,17 @@ class DiffOut(BaseModel):
 class RollbackIn(Body):
     """Roll back to the previous target, or to `to_version`."""
 
-    label: str | None = Field(default=None, max_length=200, pattern=LABEL_PATTERN)
+    label: LabelIn = None
     to_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
-    reason: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
+    reason: ReasonIn = None
 
 
 class PromoteIn(Body):
     """Promote to the newest version, or to `version`."""
 
-    label: str | None = Field(default=None, max_length=200, pattern=LABEL_PATTERN)
+    label: LabelIn = None
     version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
-    reason: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
+    reason: ReasonIn = None
 
 
 class RolloutList(BaseModel):
@@ -216,17 +219,17 @@ class RolloutStartIn(Body):
     """Roll `to_version` out; `steps` and `interval` override the candidate policy's plan."""
 
     to_version: int = Field(ge=1, le=MAX_VERSION)
-    label: str | None = Field(default=None, max_length=200, pattern=LABEL_PATTERN)
+    label: LabelIn = None
     steps: list[int] | None = None
     interval: str | None = Field(default=None, max_length=20)
-    reason: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
+    reason: ReasonIn = None
 
 
 class RolloutActionIn(Body):
     """Which label's rollout, and why."""
 
-    label: str | None = Field(default=None, max_length=200, pattern=LABEL_PATTERN)
-    reason: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
+    label: LabelIn = None
+    reason: ReasonIn = None
 
 
 class AuditList(BaseModel):

@@ -51,6 +51,12 @@ class DatabaseBackend:
         with self.session() as session:
             return fn(session)
 
+    def _move(self, move: Callable[..., labels.LabelMove], name: str, **how: Any) -> dict[str, Any]:
+        """A label move by the OS user, as the API answers it."""
+        with self.session(write=True) as session:
+            moved = move(session, name, actor=os_user(), **how)
+        return asdict(moved)
+
     def features(self, label: str) -> list[dict[str, Any]]:
         return self._read(lambda s: _json(crud.list_features_with_label(session=s, label=label)))
 
@@ -72,20 +78,12 @@ class DatabaseBackend:
     def rollback(
         self, name: str, label: str, to_version: int | None, reason: str | None
     ) -> dict[str, Any]:
-        with self.session(write=True) as session:
-            move = labels.rollback(
-                session, name, label=label, to_version=to_version, actor=os_user(), reason=reason
-            )
-        return asdict(move)
+        return self._move(labels.rollback, name, label=label, to_version=to_version, reason=reason)
 
     def promote(
         self, name: str, label: str, version: int | None, reason: str | None
     ) -> dict[str, Any]:
-        with self.session(write=True) as session:
-            move = labels.promote(
-                session, name, label=label, version=version, actor=os_user(), reason=reason
-            )
-        return asdict(move)
+        return self._move(labels.promote, name, label=label, version=version, reason=reason)
 
     def stats(self, name: str, label: str, window: str) -> dict[str, Any]:
         from registry.usage.stats import feature_stats

@@ -41,26 +41,30 @@ class RemoteBackend:
             raise RemoteError(f"{self.url}: forbidden ({detail})")
         raise from_status(status, detail) or RemoteError(f"{self.url}: HTTP {status}: {detail}")
 
+    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """A route's answer that is one JSON object."""
+        answer: dict[str, Any] = self._call(method, path, **kwargs)
+        return answer
+
+    def _rows(self, method: str, path: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """The `data` of a route's list answer."""
+        return list(self._call(method, path, **kwargs)["data"])
+
     def sync(self, wait_s: float) -> dict[str, Any]:
         """Have the server sync its configured repository; its summary (waits `wait_s`)."""
-        result: dict[str, Any] = self._call(
-            "POST", "/v1/sync", timeout=httpx.Timeout(15.0, read=wait_s)
-        )
-        return result
+        return self._object("POST", "/v1/sync", timeout=httpx.Timeout(15.0, read=wait_s))
 
     def features(self, label: str) -> list[dict[str, Any]]:
-        data = self._call("GET", "/v1/features", params={"label": label})
-        return list(data["data"])
+        return self._rows("GET", "/v1/features", params={"label": label})
 
     def show(self, name: str, label: str, version: int | None) -> dict[str, Any]:
         params: dict[str, Any] = {"label": label}
         if version is not None:
             params["version"] = version
-        result: dict[str, Any] = self._call("GET", f"/v1/features/{name}", params=params)
-        return result
+        return self._object("GET", f"/v1/features/{name}", params=params)
 
     def history(self, name: str) -> list[dict[str, Any]]:
-        return list(self._call("GET", f"/v1/features/{name}/versions")["data"])
+        return self._rows("GET", f"/v1/features/{name}/versions")
 
     def audit(self, feature: str | None, label: str | None, limit: int) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
@@ -68,35 +72,29 @@ class RemoteBackend:
             params["feature"] = feature
         if label:
             params["label"] = label
-        return list(self._call("GET", "/v1/audit", params=params)["data"])
+        return self._rows("GET", "/v1/audit", params=params)
 
     def rollback(
         self, name: str, label: str, to_version: int | None, reason: str | None
     ) -> dict[str, Any]:
         body = {"label": label, "to_version": to_version, "reason": reason}
-        result: dict[str, Any] = self._call("POST", f"/v1/features/{name}/rollback", json=body)
-        return result
+        return self._object("POST", f"/v1/features/{name}/rollback", json=body)
 
     def promote(
         self, name: str, label: str, version: int | None, reason: str | None
     ) -> dict[str, Any]:
         body = {"label": label, "version": version, "reason": reason}
-        result: dict[str, Any] = self._call("POST", f"/v1/features/{name}/promote", json=body)
-        return result
+        return self._object("POST", f"/v1/features/{name}/promote", json=body)
 
     def stats(self, name: str, label: str, window: str) -> dict[str, Any]:
         params = {"label": label, "window": window}
-        result: dict[str, Any] = self._call("GET", f"/v1/features/{name}/stats", params=params)
-        return result
+        return self._object("GET", f"/v1/features/{name}/stats", params=params)
 
     def rollouts(self, label: str) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/v1/rollouts", params={"label": label})["data"])
+        return self._rows("GET", "/v1/rollouts", params={"label": label})
 
     def rollout(self, name: str, label: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            "GET", f"/v1/features/{name}/rollout", params={"label": label}
-        )
-        return result
+        return self._object("GET", f"/v1/features/{name}/rollout", params={"label": label})
 
     def rollout_start(
         self,
@@ -114,12 +112,8 @@ class RemoteBackend:
             "interval": interval,
             "reason": reason,
         }
-        result: dict[str, Any] = self._call("POST", f"/v1/features/{name}/rollout/start", json=body)
-        return result
+        return self._object("POST", f"/v1/features/{name}/rollout/start", json=body)
 
     def rollout_act(self, name: str, action: str, label: str, reason: str | None) -> dict[str, Any]:
         body = {"label": label, "reason": reason}
-        result: dict[str, Any] = self._call(
-            "POST", f"/v1/features/{name}/rollout/{action}", json=body
-        )
-        return result
+        return self._object("POST", f"/v1/features/{name}/rollout/{action}", json=body)

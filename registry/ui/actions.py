@@ -9,6 +9,7 @@ name, published to every replica through the change marker.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -148,19 +149,31 @@ def _done(name: str, label: str, action: str) -> RedirectResponse:
     return see_other(f"{PREFIX}/features/{name}?{urlencode({'label': label, 'done': action})}")
 
 
+# A label move: its function, the keyword that names the chosen version, and its log line.
+MOVES: dict[str, tuple[Callable[..., labels.LabelMove], str, str]] = {
+    "rollback": (labels.rollback, "to_version", "dashboard: %s rolled %s %s back to v%s"),
+    "promote": (labels.promote, "version", "dashboard: %s promoted %s %s to v%s"),
+}
+
+
+def _move(
+    name: str, action: str, request: Request, form: Posted, session: Session
+) -> RedirectResponse:
+    label, version, reason = _fields(request, form, action)
+    mover, keyword, said = MOVES[action]
+    actor = form.visitor.name
+    move = mover(session, name, label=label, actor=actor, reason=reason, **{keyword: version})
+    published(request, session)
+    log.info(said, actor, name, label, move.to_version)
+    return _done(name, label, action)
+
+
 @router.post("/features/{name}/rollback")
 def rollback(
     name: str, request: Request, form: AdminPostedDep, session: SessionDep
 ) -> RedirectResponse:
     """Move the label back to the chosen version and pin it."""
-    label, version, reason = _fields(request, form, "rollback")
-    move = labels.rollback(
-        session, name, label=label, to_version=version, actor=form.visitor.name, reason=reason
-    )
-    published(request, session)
-    actor = form.visitor.name
-    log.info("dashboard: %s rolled %s %s back to v%s", actor, name, label, move.to_version)
-    return _done(name, label, "rollback")
+    return _move(name, "rollback", request, form, session)
 
 
 @router.post("/features/{name}/promote")
@@ -168,13 +181,7 @@ def promote(
     name: str, request: Request, form: AdminPostedDep, session: SessionDep
 ) -> RedirectResponse:
     """Move the label to the chosen (default: newest) version and unpin it."""
-    label, version, reason = _fields(request, form, "promote")
-    move = labels.promote(
-        session, name, label=label, version=version, actor=form.visitor.name, reason=reason
-    )
-    published(request, session)
-    log.info("dashboard: %s promoted %s %s to v%s", form.visitor.name, name, label, move.to_version)
-    return _done(name, label, "promote")
+    return _move(name, "promote", request, form, session)
 
 
 @router.post("/features/{name}/rollout/{action}")

@@ -94,10 +94,7 @@ def _tokens(raw: dict[str, Any], key: str) -> int:
     value = raw[key]
     if not _is_int(value):
         raise Invalid(f"{key} must be an integer, got {_show(value)}")
-    if value < 0:
-        raise Invalid(f"{key} {value} is negative")
-    if value > MAX_TOKENS:
-        raise Invalid(f"{key} {value} is absurd (more than {MAX_TOKENS:,} tokens in one call)")
+    _in_range(key, value, MAX_TOKENS, f"{MAX_TOKENS:,} tokens in one call")
     return int(value)
 
 
@@ -105,11 +102,16 @@ def _number(raw: dict[str, Any], key: str, limit: float, unit: str) -> float:
     value = raw[key]
     if not _is_number(value):
         raise Invalid(f"{key} must be a finite number, got {_show(value)}")
+    _in_range(key, value, limit, f"{limit:,g} {unit} for one call")
+    return float(value)
+
+
+def _in_range(key: str, value: float, limit: float, most: str) -> None:
+    """Refuse a negative `value`, or one over `limit` (absurd: more than `most`)."""
     if value < 0:
         raise Invalid(f"{key} {value} is negative")
     if value > limit:
-        raise Invalid(f"{key} {value} is absurd (more than {limit:,g} {unit} for one call)")
-    return float(value)
+        raise Invalid(f"{key} {value} is absurd (more than {most})")
 
 
 def _when(raw: dict[str, Any], now: datetime) -> datetime:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
+from support.features import policy
 from support.git import GitRepo
 
 from registry.config import Settings
@@ -82,14 +83,7 @@ REPLY_PROMPT_V2 = REPLY_PROMPT.replace(
     "Write in a {{ tone }} tone. Always ask for the order number when it is missing.",
 )
 
-KB_POLICY = """\
-models:
-  - model: gpt-4o-mini
-max_output_tokens: 300
-budget:
-  max_request_tokens: 4000
-degraded_message: Search is unavailable.
-"""
+KB_POLICY = policy(300, model="gpt-4o-mini", degraded="Search is unavailable.")
 
 KB_PROMPT = """\
 ---
@@ -104,14 +98,9 @@ user:
 {{ question }}
 """
 
-PROBE_POLICY = """\
-models:
-  - model: gpt-4o-mini
-max_output_tokens: 100
-budget:
-  max_request_tokens: 100000
-degraded_message: Probe unavailable.
-"""
+PROBE_POLICY = policy(
+    100, model="gpt-4o-mini", max_request_tokens=100000, degraded="Probe unavailable."
+)
 
 # Valid with its sample; `escape` reaches for a dunder (the sandbox refuses it), a large
 # `repeat` runs into the loop limit, a large `width` into the output-size limit.

@@ -44,11 +44,17 @@ def test_below_the_failure_rate_the_breaker_stays_closed():
     assert breaker.state == "closed"
 
 
-def test_after_the_cooldown_one_probe_goes_through_and_decides():
-    clock = Clock()
+def _opened(clock: Clock) -> Breaker:
+    """A breaker that four failures in a row opened at `clock`'s time."""
     breaker = Breaker("m", clock)
     for _ in range(4):
         breaker.record(False, SETTINGS)
+    return breaker
+
+
+def test_after_the_cooldown_one_probe_goes_through_and_decides():
+    clock = Clock()
+    breaker = _opened(clock)
     clock.now += 29
     assert not breaker.allow(SETTINGS)
     clock.now += 1
@@ -68,9 +74,7 @@ def test_after_the_cooldown_one_probe_goes_through_and_decides():
 
 def test_a_probe_that_never_reports_frees_its_slot_after_a_cooldown():
     clock = Clock()
-    breaker = Breaker("m", clock)
-    for _ in range(4):
-        breaker.record(False, SETTINGS)
+    breaker = _opened(clock)
     clock.now += 30
     assert breaker.allow(SETTINGS)
     clock.now += 10

@@ -198,14 +198,27 @@ def test_defaults_in_another_folder_do_not_apply(registry, check):
     check(root).has(ASK, 1, "missing required field 'degraded_message'")
 
 
-def test_bad_value_in_defaults_names_the_defaults_file(registry, check):
-    root = registry(
-        {
-            ASK: POLICY.replace("max_output_tokens: 200\n", ""),
-            "policies/_defaults.yaml": "# shared\nmax_output_tokens: many\n",
-        }
-    )
-    check(root).has("policies/_defaults.yaml", 2, "max_output_tokens: Input should be a valid")
+@pytest.mark.parametrize(
+    ("own", "defaults", "message"),
+    [
+        pytest.param(
+            "max_output_tokens: 200\n",
+            "# shared\nmax_output_tokens: many\n",
+            "max_output_tokens: Input should be a valid",
+            id="bad-value",
+        ),
+        pytest.param(
+            "budget:\n  max_request_tokens: 4000\n",
+            "budget:\n  max_request_tokens: 500000\n",
+            "exceeds the context window of gpt-4o",
+            id="over-window-limit",
+        ),
+    ],
+)
+def test_a_bad_value_in_defaults_names_the_defaults_file(registry, check, own, defaults, message):
+    """The policy leaves `own` to the defaults, whose line 2 sets it badly."""
+    root = registry({ASK: POLICY.replace(own, ""), "policies/_defaults.yaml": defaults})
+    check(root).has("policies/_defaults.yaml", 2, message)
 
 
 def test_unknown_key_in_defaults_names_the_defaults_file(registry, check):
@@ -340,16 +353,6 @@ def test_max_request_tokens_over_a_private_context_window(registry, check):
         }
     )
     check(root).has(ASK, 5, "9000 exceeds the context window of acme-llm-7b (8000 tokens)")
-
-
-def test_over_window_limit_set_in_defaults_names_the_defaults_file(registry, check):
-    root = registry(
-        {
-            ASK: POLICY.replace("budget:\n  max_request_tokens: 4000\n", ""),
-            "policies/_defaults.yaml": "budget:\n  max_request_tokens: 500000\n",
-        }
-    )
-    check(root).has("policies/_defaults.yaml", 2, "exceeds the context window of gpt-4o")
 
 
 def test_models_file_with_an_unknown_key(registry, check):

@@ -72,22 +72,26 @@ def test_render_assertions(repo, check, message):
         assert f"evals/triage.yaml:5: c: {message}" in out
 
 
-def test_an_unknown_assertion_key_names_its_line_and_the_valid_keys(repo):
-    repo.write({"evals/triage.yaml": CASES.replace("- equals: bug", "- equal: bug")})
-    out = validate(repo, code=1)
-    assert (
-        "evals/triage.yaml:12: cases.1.expect.0: unknown assertion key 'equal' (one of: equals, "
-        "contains, not_contains, regex, one_of, json_schema, max_tokens, judge)" in out
-    )
-
-
-def test_an_undeclared_case_variable_is_a_problem_at_its_line(repo):
-    repo.write({"evals/triage.yaml": CASES.replace("channel: chat}", "chanel: chat}")})
-    out = validate(repo, code=1)
-    assert (
-        "evals/triage.yaml:14: hello is other: variable 'chanel' is not a declared input of "
-        "triage (inputs: message, channel)" in out
-    )
+@pytest.mark.parametrize(
+    ("typo", "problem"),
+    [
+        pytest.param(
+            ("- equals: bug", "- equal: bug"),
+            "evals/triage.yaml:12: cases.1.expect.0: unknown assertion key 'equal' (one of: "
+            "equals, contains, not_contains, regex, one_of, json_schema, max_tokens, judge)",
+            id="unknown-assertion-key",
+        ),
+        pytest.param(
+            ("channel: chat}", "chanel: chat}"),
+            "evals/triage.yaml:14: hello is other: variable 'chanel' is not a declared input of "
+            "triage (inputs: message, channel)",
+            id="undeclared-variable",
+        ),
+    ],
+)
+def test_a_typo_in_a_case_is_a_problem_at_its_line(repo, typo, problem):
+    repo.write({"evals/triage.yaml": CASES.replace(*typo)})
+    assert problem in validate(repo, code=1)
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
+from support import features
 from support.git import GitRepo
 from support.server import AppServer
 
@@ -40,14 +41,7 @@ PATH = f"/v1/features/{FEATURE}"
 SERVED_WITHIN_S = 5.0
 GUARDS = {"error_rate_pp": 5, "p95_latency_ratio": 1.5, "cost_ratio": 1.3}
 
-KB_POLICY = """\
-models:
-  - model: gpt-4o-mini
-max_output_tokens: 100
-budget:
-  max_request_tokens: 4000
-degraded_message: Search is unavailable.
-"""
+KB_POLICY = features.policy(100, model="gpt-4o-mini", degraded="Search is unavailable.")
 
 
 def policy(
@@ -127,6 +121,11 @@ class Rollouts:
         """Commit and sync: the new version of support.reply moves the label or rolls out."""
         self.commit(marker, **plan)
         return self.sync()
+
+    def roll_out_v2(self) -> SyncSummary:
+        """Release v1, then v2 under the default plan: a rollout from v1 to v2 starts."""
+        self.release("v1")
+        return self.release("v2")
 
     def settings(self) -> Settings:
         """Server settings for this registry."""

@@ -26,8 +26,7 @@ from .traffic import HEALTHY, Arm
 def test_one_controller_decides_at_a_time_and_another_takes_over_when_it_stops(
     reg: Rollouts, engine: Engine
 ) -> None:
-    reg.release("v1")
-    reg.release("v2")
+    reg.roll_out_v2()
     Ingestor(engine).ingest(HEALTHY.events(1, 30) + HEALTHY.events(2, 30))
     first, second = Controller(engine), Controller(engine)
     try:
@@ -48,8 +47,7 @@ def test_one_controller_decides_at_a_time_and_another_takes_over_when_it_stops(
 def test_a_decision_that_fails_half_way_leaves_the_rollout_to_be_decided_again(
     reg: Rollouts, controller: Controller, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reg.release("v1")
-    reg.release("v2")
+    reg.roll_out_v2()
     Ingestor(engine).ingest(HEALTHY.events(1, 30) + Arm(errors_pct=50).events(2, 30))
     audit_before = reg.audit()
     real_move = labels.move

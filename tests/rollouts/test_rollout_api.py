@@ -101,8 +101,7 @@ def metric(text: str, name: str, **labels: str) -> float | None:
 def test_metrics_show_the_percent_while_running_and_count_aborts_by_guard(
     reg: Rollouts, controller: Controller, admin: httpx.Client
 ) -> None:
-    reg.release("v1")
-    reg.release("v2")
+    reg.roll_out_v2()
     with reg.server() as server:
 
         def scrape() -> str:

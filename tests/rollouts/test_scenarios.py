@@ -33,8 +33,7 @@ FAST = Backoff(initial_s=0.01, max_s=0.02, jitter_s=0.0)
 def test_a_healthy_candidate_steps_up_and_completes_with_a_promote(
     reg: Rollouts, controller: Controller, admin: httpx.Client
 ) -> None:
-    reg.release("v1")
-    assert reg.release("v2").rollouts_started == [FEATURE]
+    assert reg.roll_out_v2().rollouts_started == [FEATURE]
     with reg.server() as server:
         seen = []
         for _ in range(3):
@@ -70,8 +69,7 @@ def test_a_healthy_candidate_steps_up_and_completes_with_a_promote(
 def test_an_error_regression_is_aborted_on_stable_pinned_and_audited_with_its_numbers(
     reg: Rollouts, controller: Controller, admin: httpx.Client
 ) -> None:
-    reg.release("v1")
-    reg.release("v2")
+    reg.roll_out_v2()
     with reg.server() as server:
         assert resolve(admin, server.url, "anyone")["rollout"]["percent"] == 20
         post_usage(admin, server.url, HEALTHY.events(1, 40) + Arm(errors_pct=50).events(2, 40))
@@ -151,8 +149,7 @@ def test_a_cost_regression_reported_by_the_client_library_is_aborted(
 def test_a_paused_rollout_takes_no_step_until_resumed(
     reg: Rollouts, controller: Controller, admin: httpx.Client
 ) -> None:
-    reg.release("v1")
-    reg.release("v2")
+    reg.roll_out_v2()
     with reg.server() as server:
         rollout_url = f"{server.url}{PATH}/rollout"
         paused = admin.post(f"{rollout_url}/pause", json={"reason": "looking at a ticket"})
@@ -222,8 +219,7 @@ def test_a_rollback_during_a_rollout_aborts_it(
 def test_a_newer_sync_supersedes_the_rollout_with_a_new_one_from_the_same_stable(
     reg: Rollouts, controller: Controller, admin: httpx.Client
 ) -> None:
-    reg.release("v1")
-    reg.release("v2")
+    reg.roll_out_v2()
     with reg.server() as server:
         post_usage(admin, server.url, HEALTHY.events(1, 30) + HEALTHY.events(2, 30))
         reg.decide(controller)
@@ -258,8 +254,7 @@ def test_a_newer_sync_supersedes_the_rollout_with_a_new_one_from_the_same_stable
 def test_an_arm_short_of_min_requests_waits_then_the_rollout_aborts(
     reg: Rollouts, controller: Controller, admin: httpx.Client
 ) -> None:
-    reg.release("v1")
-    reg.release("v2")
+    reg.roll_out_v2()
     with reg.server() as server:
         # A terrible candidate, but stable has too few requests to compare it with: wait.
         post_usage(admin, server.url, HEALTHY.events(1, 5) + Arm(errors_pct=90).events(2, 30))
@@ -281,8 +276,7 @@ def test_an_arm_short_of_min_requests_waits_then_the_rollout_aborts(
 def test_with_both_arms_at_their_minimum_a_late_look_still_aborts_the_bad_candidate(
     reg: Rollouts, controller: Controller, admin: httpx.Client
 ) -> None:
-    reg.release("v1")
-    reg.release("v2")
+    reg.roll_out_v2()
     with reg.server() as server:
         post_usage(admin, server.url, HEALTHY.events(1, 5) + Arm(errors_pct=50).events(2, 40))
         (first,) = reg.decide(controller)

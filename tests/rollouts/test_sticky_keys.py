@@ -41,8 +41,7 @@ def reply(
 def test_a_key_stays_on_its_arm_everywhere_and_only_moves_to_the_candidate(
     reg: Rollouts, controller: Controller, admin: httpx.Client
 ) -> None:
-    reg.release("v1")
-    reg.release("v2")
+    reg.roll_out_v2()
     with ExitStack() as stack:
         a, b = (stack.enter_context(AppServer(reg.app())) for _ in range(2))
         client = stack.enter_context(

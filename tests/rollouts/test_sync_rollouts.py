@@ -43,8 +43,7 @@ def test_a_first_version_and_a_change_to_the_rollout_section_alone_move_at_once(
 def test_a_revert_to_the_stable_version_during_a_rollout_ends_it(
     reg: Rollouts, admin: httpx.Client
 ) -> None:
-    reg.release("v1")
-    reg.release("v2")
+    reg.roll_out_v2()
     assert reg.rollout().state == "running"
 
     summary = reg.release("v1")  # the files of version 1 again: v3, nothing new to roll out

@@ -9,15 +9,22 @@ definitions tests (tests/definitions/conftest.py).
 from __future__ import annotations
 
 
-def policy(max_output_tokens: int = 200, *, extra: str = "") -> str:
+def policy(
+    max_output_tokens: int = 200,
+    *,
+    model: str = "gpt-4o",
+    max_request_tokens: int = 4000,
+    degraded: str = "Unavailable right now.",
+    extra: str = "",
+) -> str:
     """A valid policy file (one model, the required keys), plus `extra` lines."""
     return (
         "models:\n"
-        "  - model: gpt-4o\n"
+        f"  - model: {model}\n"
         f"max_output_tokens: {max_output_tokens}\n"
         "budget:\n"
-        "  max_request_tokens: 4000\n"
-        "degraded_message: Unavailable right now.\n"
+        f"  max_request_tokens: {max_request_tokens}\n"
+        f"degraded_message: {degraded}\n"
     ) + extra
 
 

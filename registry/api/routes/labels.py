@@ -23,29 +23,13 @@ router = APIRouter(prefix="/v1", tags=["labels"])
 @router.post("/features/{name}/rollback", response_model=LabelMove)
 def rollback(name: str, body: RollbackIn, change: LabelChangeDep) -> LabelMove:
     """Move the label back (previous target or `to_version`) and pin it."""
-    move = labels.rollback(
-        change.session,
-        name,
-        label=change.label(body.label),
-        to_version=body.to_version,
-        actor=change.who.name,
-        reason=body.reason,
-    )
-    return change.published(move)
+    return change.published(change.apply(labels.rollback, name, body, to_version=body.to_version))
 
 
 @router.post("/features/{name}/promote", response_model=LabelMove)
 def promote(name: str, body: PromoteIn, change: LabelChangeDep) -> LabelMove:
     """Move the label to the newest version (or `version`) and unpin it."""
-    move = labels.promote(
-        change.session,
-        name,
-        label=change.label(body.label),
-        version=body.version,
-        actor=change.who.name,
-        reason=body.reason,
-    )
-    return change.published(move)
+    return change.published(change.apply(labels.promote, name, body, version=body.version))
 
 
 @router.get("/audit", response_model=AuditList)

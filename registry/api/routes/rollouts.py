@@ -46,29 +46,20 @@ def rollout(
 @router.post("/features/{name}/rollout/start", response_model=RolloutPublic)
 def start(name: str, body: RolloutStartIn, change: LabelChangeDep) -> RolloutPublic:
     """Roll a version out on the label, a slice at a time (replaces an active rollout)."""
-    started = machine.start_by_name(
-        change.session,
+    started = change.apply(
+        machine.start_by_name,
         name,
-        label=change.label(body.label),
+        body,
         to_version=body.to_version,
         steps=body.steps,
         interval=body.interval,
-        actor=change.who.name,
-        reason=body.reason,
     )
     return change.published(machine.public(change.session, started))
 
 
 def _action(action: str) -> None:
     def act(name: str, body: RolloutActionIn, change: LabelChangeDep) -> RolloutPublic:
-        changed = machine.act(
-            change.session,
-            name,
-            action,
-            label=change.label(body.label),
-            actor=change.who.name,
-            reason=body.reason,
-        )
+        changed = change.apply(machine.act, name, body, action)
         return change.published(machine.public(change.session, changed))
 
     act.__doc__ = {
