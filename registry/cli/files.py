@@ -11,7 +11,7 @@ import typer
 from registry.cli.output import console, fail, print_json
 
 if TYPE_CHECKING:
-    from registry.definitions.content import Layout
+    from registry.definitions.content import FeatureDefinition, Layout
     from registry.definitions.load import LoadedRegistry
     from registry.errors import Problem
 
@@ -58,6 +58,22 @@ def load_tree(root: Path, layout: Layout, *, samples: bool = True) -> LoadedRegi
             "to start a registry, or pass --repo"
         )
     return RegistryLoader(DirTree(root), layout, samples=samples).load()
+
+
+def feature_in_tree(
+    root: Path, layout: Layout, name: str
+) -> tuple[LoadedRegistry, FeatureDefinition]:
+    """A working tree (samples not rendered) and one of its features, or a clear failure:
+    the feature's own problems, or the features there are."""
+    loaded = load_tree(root, layout, samples=False)
+    found = loaded.features.get(name)
+    if found is None:
+        own = [p for p in loaded.problems if p.feature == name]
+        if own:
+            fail(f"feature {name!r} is invalid:\n" + "\n".join(map(str, own)))
+        known = ", ".join(sorted(loaded.features)) or "none"
+        fail(f"unknown feature {name!r} (features: {known})")
+    return loaded, found
 
 
 def init(
@@ -173,14 +189,7 @@ def render(
     from registry.errors import InputError
     from registry.request import prepare
 
-    loaded = load_tree(repo, layout_of(prompts_dir, policies_dir), samples=False)
-    found = loaded.features.get(feature)
-    if found is None:
-        own = [p for p in loaded.problems if p.feature == feature]
-        if own:
-            fail(f"feature {feature!r} is invalid:\n" + "\n".join(map(str, own)))
-        known = ", ".join(sorted(loaded.features)) or "none"
-        fail(f"unknown feature {feature!r} (features: {known})")
+    loaded, found = feature_in_tree(repo, layout_of(prompts_dir, policies_dir), feature)
     variables: dict[str, Any] = {}
     if sample:
         variables.update(found.prompt.sample or {})

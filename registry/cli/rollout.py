@@ -196,16 +196,13 @@ def simulate(
     policies_dir: PoliciesDirOption = None,
 ) -> None:
     """Replay the feature's rollout guards on synthetic traffic: where would it abort?"""
-    from registry.cli.files import layout_of, load_tree
+    from registry.cli.files import feature_in_tree, layout_of
     from registry.definitions.policy import RolloutPlan
     from registry.rollouts.guards import GuardConfig
     from registry.rollouts.simulate import ArmProfile, Plan, Traffic
     from registry.rollouts.simulate import simulate as replay
 
-    loaded = load_tree(repo, layout_of(prompts_dir, policies_dir), samples=False)
-    found = loaded.features.get(feature)
-    if found is None:
-        fail(f"unknown or invalid feature {feature!r} in {repo}")
+    _, found = feature_in_tree(repo, layout_of(prompts_dir, policies_dir), feature)
     plan = found.policy.rollout or RolloutPlan()
     stable = ArmProfile(error_rate=_share(stable_errors, "--stable-errors"))
     candidate = stable.regressed(

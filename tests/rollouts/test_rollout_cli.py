@@ -99,3 +99,12 @@ def test_rollout_simulate_prints_the_step_and_minute_it_would_abort_at(tmp_path:
     assert "error_rate_pp: candidate 8.0% (" in flat
     code, out, _ = cli("rollout", "simulate", FEATURE, "--json", "--repo", repo)
     assert code == 0 and json.loads(out)["outcome"] == "completed"  # identical arms
+    code, _, err = cli("rollout", "simulate", "support.nope", "--repo", repo)
+    assert (code, err.strip()) == (
+        1,
+        "error: unknown feature 'support.nope' (features: support.reply)",
+    )
+    repo.write({"policies/support/reply.yaml": policy(steps=(50, 25), interval="10m")})
+    code, _, err = cli("rollout", "simulate", FEATURE, "--repo", repo)
+    assert code == 1 and err.startswith(f"error: feature '{FEATURE}' is invalid:\n"), err
+    assert "steps must increase" in err
