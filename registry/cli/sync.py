@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -67,10 +67,9 @@ def sync(
                 code=2,
             )
         from registry.cli.remote import RemoteBackend
-        from registry.sync.summary import SyncSummary
 
         server = closed_with_command(RemoteBackend(url, target.token or settings.token))
-        summary = SyncSummary.from_dict(server.sync(wait_s=lock_timeout + 300))
+        summary = server.sync(wait_s=lock_timeout + 300)  # the same shape as as_dict()
     else:
         engine = database_backend(target.database_url).engine
         summary = _run(
@@ -84,12 +83,12 @@ def sync(
             target.as_json,
             prompts_dir,
             policies_dir,
-        )
+        ).as_dict()
     if target.as_json:
-        print_json(summary.as_dict())
+        print_json(summary)
     else:
         _print(summary)
-    if not summary.ok:
+    if not summary["ok"]:
         raise typer.Exit(1)
 
 
@@ -140,25 +139,26 @@ def _run(
     return summary
 
 
-def _print(s: SyncSummary) -> None:
-    start = s.from_commit[:12] if s.from_commit else "the beginning"
+def _print(s: dict[str, Any]) -> None:
+    """A sync's summary (`SyncSummary.as_dict()`, or a server's `POST /v1/sync` answer)."""
+    start = s["from_commit"][:12] if s["from_commit"] else "the beginning"
+    label = s["label"]
     console.print(
-        f"synced {s.repo} {s.ref} → {s.label}: {s.commits} commit(s) from {start} to "
-        f"{s.to_commit[:12]}, {s.versions_created} new version(s), {s.labels_moved} label move(s)"
+        f"synced {s['repo']} {s['ref']} → {label}: {s['commits']} commit(s) from {start} to "
+        f"{s['to_commit'][:12]}, {s['versions_created']} new version(s), "
+        f"{s['labels_moved']} label move(s)"
     )
-    if s.rewritten:
+    if s["rewritten_history"]:
         console.print("[yellow]history was rewritten: synced the new tip[/yellow]")
-    for name in s.retired:
+    for name in s["retired"]:
         console.print(f"retired {name} (policy deleted)")
-    for name in s.unretired:
+    for name in s["unretired"]:
         console.print(f"restored {name} (policy back)")
-    for name in s.rollouts_started:
-        console.print(
-            f"{name}: {s.label} is rolling out the new version (promptreg rollout status)"
-        )
-    for name in s.pinned_skipped:
-        console.print(f"{name}: {s.label} is pinned (rolled back); new version recorded, not live")
-    for err in s.errors:
+    for name in s["rollouts_started"]:
+        console.print(f"{name}: {label} is rolling out the new version (promptreg rollout status)")
+    for name in s["pinned_skipped"]:
+        console.print(f"{name}: {label} is pinned (rolled back); new version recorded, not live")
+    for err in s["errors"]:
         line = f":{err['line']}" if err["line"] else ""
         console.print(
             f"[red]error[/red] {err['commit'][:12]} {err['file']}{line}: {err['message']}",

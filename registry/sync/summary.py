@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 Progress = Callable[[int, int, str], None]  # (done, total, commit sha)
@@ -32,13 +32,6 @@ class SyncSummary:
     def ok(self) -> bool:
         """True when this run recorded no error."""
         return not self.errors
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SyncSummary:
-        """A summary read back from its `as_dict` form (a server's `POST /v1/sync` answer)."""
-        known = {f.name for f in fields(cls)} - {"rewritten"}
-        kept = {key: value for key, value in data.items() if key in known}
-        return cls(**kept, rewritten=bool(data.get("rewritten_history")))
 
     def as_dict(self) -> dict[str, Any]:
         """The `--json` summary."""
