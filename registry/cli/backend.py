@@ -19,6 +19,7 @@ import typer
 
 if TYPE_CHECKING:
     from registry.cli.database import DatabaseBackend
+    from registry.cli.remote import RemoteBackend
 
 # Defaults come from `registry.config.Settings` (PROMPTREG_* variables), read when a
 # command runs: one place knows the environment.
@@ -134,18 +135,24 @@ def database_backend(database_url: str | None) -> DatabaseBackend:
     return closed_with_command(DatabaseBackend(database_url or get_settings().database_url))
 
 
-def backend_for(database_url: str | None, url: str | None, token: str | None) -> Backend:
-    """The remote backend when a server URL is given (option or PROMPTREG_URL), else the
-    database; closed with the command."""
+def remote_backend(url: str | None, token: str | None) -> RemoteBackend | None:
+    """The server backend when a server URL is given (option or PROMPTREG_URL), closed
+    with the command; None without one."""
     from registry.config import get_settings
 
     settings = get_settings()
     url = url or settings.url
-    if url:
-        from registry.cli.remote import RemoteBackend
+    if not url:
+        return None
+    from registry.cli.remote import RemoteBackend
 
-        return closed_with_command(RemoteBackend(url, token or settings.token))
-    return database_backend(database_url)
+    return closed_with_command(RemoteBackend(url, token or settings.token))
+
+
+def backend_for(database_url: str | None, url: str | None, token: str | None) -> Backend:
+    """The remote backend when a server URL is given (option or PROMPTREG_URL), else the
+    database; closed with the command."""
+    return remote_backend(url, token) or database_backend(database_url)
 
 
 @dataclass(frozen=True)

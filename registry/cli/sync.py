@@ -10,9 +10,9 @@ import typer
 from registry.cli.backend import (
     Target,
     backend_options,
-    closed_with_command,
     database_backend,
     os_user,
+    remote_backend,
 )
 from registry.cli.files import PoliciesDirOption, PromptsDirOption, layout_of
 from registry.cli.output import console, fail, print_json
@@ -49,9 +49,8 @@ def sync(
     label it is configured with, as `POST /v1/sync` does."""
     from registry.config import get_settings
 
-    settings = get_settings()
-    url = target.url or settings.url
-    if url:
+    server = remote_backend(target.url, target.token)
+    if server is not None:
         local = {
             "--repo": repo,
             "--ref": ref,
@@ -66,15 +65,12 @@ def sync(
                 "label it is configured with (its PROMPTREG_REPO, PROMPTREG_REF, PROMPTREG_LABEL)",
                 code=2,
             )
-        from registry.cli.remote import RemoteBackend
-
-        server = closed_with_command(RemoteBackend(url, target.token or settings.token))
         summary = server.sync(wait_s=lock_timeout + 300)  # the same shape as as_dict()
     else:
         engine = database_backend(target.database_url).engine
         summary = _run(
             engine,
-            settings,
+            get_settings(),
             repo,
             ref,
             target.label,
