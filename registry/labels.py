@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
@@ -32,6 +33,9 @@ from registry.store.models import (
     VersionPublic,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from registry.diff import FeatureChange
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,18 @@ def resolve(
 def history(session: Session, name: str) -> list[VersionPublic]:
     """All versions of a feature, newest first, with commit info and labels."""
     return crud.versions_of(session=session, feature=feature_or_404(session, name))
+
+
+def version_change(session: Session, feature: Feature, old: int, new: int) -> FeatureChange:
+    """How two stored versions of the feature differ (NotFound naming a missing one)."""
+    from registry.definitions.content import VersionContent
+    from registry.diff import between_versions
+
+    old_content, new_content = (
+        VersionContent.from_json(version_or_404(session, feature, number).content)
+        for number in (old, new)
+    )
+    return between_versions(feature.name, (old, old_content), (new, new_content))
 
 
 def audit(

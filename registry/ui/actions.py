@@ -20,6 +20,7 @@ from sqlmodel import Session
 from registry import labels
 from registry.api.deps import SessionDep, published
 from registry.api.schemas import MAX_VERSION
+from registry.errors import NotFound
 from registry.rollouts import machine
 from registry.store import crud
 from registry.store.models import Feature
@@ -64,8 +65,13 @@ def _question(
             "danger": True,
         }
     if action == "promote":
-        target = version or labels.history(session, name)[0].version
-        labels.version_or_404(session, feature, target)
+        if version is None:
+            latest = crud.latest_version(session=session, feature=feature)
+            if latest is None:
+                raise NotFound(f"feature {name!r} has no versions yet")
+            target = latest.version
+        else:
+            target = labels.version_or_404(session, feature, version).version
         effects = [f"{label} moves from {now} to v{target} and is unpinned: syncs move it again."]
         if active is not None:
             effects.append(

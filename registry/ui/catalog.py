@@ -13,7 +13,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from registry.store.models import Feature, Label, Rollout, Version
+from registry.store.models import ACTIVE_STATES, Feature, Label, Rollout, Version
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class RolloutBrief:
     @property
     def active(self) -> bool:
         """Running or paused."""
-        return self.state in ("running", "paused")
+        return self.state in ACTIVE_STATES
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """One feature's page: its versions, the live one's sample and policy, usage, rollout.
 
-Everything is read through the modules the API and CLI use: `labels.history` for the
+Everything is read through the modules the API and CLI use: `crud.versions_of` for the
 timeline, the serving cache for the version's definition, `request.prepare` for the
 rendered sample (tokens and cost as `render` gives them), `feature_stats` for the totals
 and alarms, the minute rollups for both arms of a rollout (the window its guards judge).
@@ -23,7 +23,13 @@ from registry.errors import CatalogError, NotFound, RenderError
 from registry.render import Message
 from registry.rollouts.controller import arm_stats
 from registry.store import crud
-from registry.store.models import AuditEntryPublic, RolloutPublic, VersionPublic, utcnow
+from registry.store.models import (
+    ACTIVE_STATES,
+    AuditEntryPublic,
+    RolloutPublic,
+    VersionPublic,
+    utcnow,
+)
 from registry.ui.series import Point, hourly
 from registry.usage.rollup import minute_of
 from registry.usage.stats import feature_stats
@@ -79,7 +85,7 @@ class FeaturePage:
     @property
     def rollout_active(self) -> bool:
         """Whether a rollout is running or paused on the label."""
-        return self.rollout is not None and self.rollout.state in ("running", "paused")
+        return self.rollout is not None and self.rollout.state in ACTIVE_STATES
 
 
 class Kept:
@@ -166,7 +172,7 @@ def load(session: Session, serving: Serving, name: str, *, label: str, window: s
     """Everything the feature page shows, for `label` over `window`."""
     feature = labels.feature_or_404(session, name)
     assert feature.id is not None
-    versions = labels.history(session, name)
+    versions = crud.versions_of(session=session, feature=feature)
     if not versions:
         raise NotFound(f"feature {name!r} has no versions yet")
     resolved = crud.resolve_label(session=session, feature=feature, name=label)
@@ -175,7 +181,6 @@ def load(session: Session, serving: Serving, name: str, *, label: str, window: s
     shown = serving.resolve(name, label, shown_number)
     found = crud.latest_rollout(session=session, feature=feature, label=label)
     rollout = crud.rollout_public(session=session, rollout=found) if found is not None else None
-    active = rollout is not None and rollout.state in ("running", "paused")
     return FeaturePage(
         name=name,
         label=label,
@@ -190,6 +195,8 @@ def load(session: Session, serving: Serving, name: str, *, label: str, window: s
         stats=feature_stats(session, name, label=label, window=window),
         points=hourly(session, feature.id, window=window),
         rollout=rollout,
-        arms=arms_of(session, rollout, feature.id) if rollout is not None and active else None,
+        arms=arms_of(session, rollout, feature.id)
+        if rollout is not None and rollout.state in ACTIVE_STATES
+        else None,
         audit=crud.list_audit(session=session, feature=feature, label=label, limit=20),
     )

@@ -12,11 +12,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
-from registry import diff as diffs
 from registry import labels
 from registry.api.deps import SessionDep
 from registry.api.schemas import LABEL_PATTERN, MAX_VERSION
-from registry.definitions.content import VersionContent
+from registry.store import crud
 from registry.ui import detail, diffview
 from registry.ui.auth import VisitorDep
 from registry.ui.overview import SHOWS, SORTS, Overview, select_rows, sort_rows
@@ -183,16 +182,12 @@ def diff(
 ) -> HTMLResponse:
     """Prompt, policy and partials of two versions, and the token and cost delta."""
     feature = labels.feature_or_404(session, name)
-    versions = labels.history(session, name)
+    versions = crud.versions_of(session=session, feature=feature)
     if not versions:
         raise HTTPException(404, f"feature {name!r} has no versions yet")
     new = to_version or versions[0].version
     old = from_version or next((v.version for v in versions if v.version < new), new)
-    old_content, new_content = (
-        VersionContent.from_json(labels.version_or_404(session, feature, number).content)
-        for number in (old, new)
-    )
-    change = diffs.between_versions(name, (old, old_content), (new, new_content))
+    change = labels.version_change(session, feature, old, new)
     context = {
         "title": f"{name} v{old} → v{new}",
         "nav": "features",

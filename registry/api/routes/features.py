@@ -11,7 +11,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from registry import diff as diffs
 from registry import labels
 from registry.api.deps import ReaderDep, SessionDep, SettingsDep, authorize
 from registry.api.schemas import (
@@ -25,7 +24,6 @@ from registry.api.schemas import (
     VersionList,
 )
 from registry.api.serving import RenderAnswer, Served, Serving, encode
-from registry.definitions.content import VersionContent
 from registry.errors import CatalogError, RenderError
 from registry.request import prepare
 from registry.rollouts import arms
@@ -221,11 +219,7 @@ def diff(
 ) -> DiffOut:
     """Unified diff of prompt, policy and partials between two versions, and the token delta."""
     feature = labels.feature_or_404(session, name)
-    old, new = (
-        VersionContent.from_json(labels.version_or_404(session, feature, number).content)
-        for number in (from_version, to_version)
-    )
-    change = diffs.between_versions(name, (from_version, old), (to_version, new))
+    change = labels.version_change(session, feature, from_version, to_version)
     return DiffOut(
         feature=name,
         from_version=from_version,
