@@ -67,7 +67,13 @@ def move(
         return None
     at = at or utcnow()
     _, left = crud.write_label(
-        session=session, feature=feature, name=label, version=version, pinned=pinned, at=at
+        session=session,
+        feature=feature,
+        label=current,
+        name=label,
+        version=version,
+        pinned=pinned,
+        at=at,
     )
     crud.add_audit(
         session=session,

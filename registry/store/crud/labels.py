@@ -49,16 +49,23 @@ def resolve_label(*, session: Session, feature: Feature, name: str) -> tuple[Lab
 
 
 def write_label(
-    *, session: Session, feature: Feature, name: str, version: Version, pinned: bool, at: datetime
+    *,
+    session: Session,
+    feature: Feature,
+    label: Label | None,
+    name: str,
+    version: Version,
+    pinned: bool,
+    at: datetime,
 ) -> tuple[Label, int | None]:
-    """Point label ``name`` at ``version``; returns the row and the version number it left.
+    """Point label ``name`` (its row ``label``, read for update; None: a new label) at
+    ``version``; returns the row and the version number it left.
 
     ``previous_version_id`` remembers the version left behind. Only `labels.move` calls
     this: it writes the audit entry and the change marker in the same transaction.
     """
     if version.feature_id != _pk(feature):
         raise ValueError(f"version {version.version} does not belong to {feature.name}")
-    label = get_label(session=session, feature=feature, name=name, for_update=True)
     if label is None:
         label = Label(
             feature_id=_pk(feature),
