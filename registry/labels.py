@@ -111,7 +111,7 @@ def retire(
     if retired:
         from registry.rollouts import machine
 
-        for active in crud.active_rollouts_of(session=session, feature=feature):
+        for active in crud.active_rollouts(session=session, feature=feature):
             machine.supersede(session, active, reason="the feature was retired")
     at = utcnow()
     crud.mark_retired(session=session, feature=feature, retired=retired, at=at)

@@ -93,14 +93,14 @@ class DatabaseBackend:
     def rollouts(self, label: str) -> list[dict[str, Any]]:
         def run(session: Session) -> list[dict[str, Any]]:
             rows = crud.latest_rollouts(session=session, label=label)
-            return _json([machine.public(session, row) for row in rows])
+            return _json([crud.rollout_public(session=session, rollout=row) for row in rows])
 
         return self._read(run)
 
     def rollout(self, name: str, label: str) -> dict[str, Any]:
         def run(session: Session) -> dict[str, Any]:
             found = machine.find(session, name, label, active=False)
-            return machine.public(session, found).model_dump(mode="json")
+            return crud.rollout_public(session=session, rollout=found).model_dump(mode="json")
 
         return self._read(run)
 
@@ -124,14 +124,14 @@ class DatabaseBackend:
                 actor=os_user(),
                 reason=reason,
             )
-            return machine.public(session, started).model_dump(mode="json")
+            return crud.rollout_public(session=session, rollout=started).model_dump(mode="json")
 
     def rollout_act(self, name: str, action: str, label: str, reason: str | None) -> dict[str, Any]:
         with self.session(write=True) as session:
             changed = machine.act(
                 session, name, action, label=label, actor=os_user(), reason=reason
             )
-            return machine.public(session, changed).model_dump(mode="json")
+            return crud.rollout_public(session=session, rollout=changed).model_dump(mode="json")
 
 
 def _json(rows: Sequence[BaseModel]) -> list[dict[str, Any]]:

@@ -56,6 +56,7 @@ from registry.usage.latency import bucket_bounds, percentile
 GUARDS = ("error_rate_pp", "p95_latency_ratio", "cost_ratio", "drift_pct")  # report order
 TESTED = GUARDS[:3]  # the guards that share alpha; drift is a point estimate
 SLOW_SHARE = 0.05  # the share of calls above the 95th percentile
+MAX_WAITS = 3  # intervals an arm may lack its minimum requests before the rollout aborts
 
 
 @dataclass(frozen=True)

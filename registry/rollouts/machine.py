@@ -30,16 +30,9 @@ from registry.definitions.content import VersionContent
 from registry.definitions.policy import RolloutPlan
 from registry.definitions.prompt import describe_error
 from registry.errors import BadRequest, Conflict, NotFound
+from registry.rollouts.guards import MAX_WAITS
 from registry.store import crud
-from registry.store.models import Feature, Rollout, RolloutPublic, Version, utcnow
-
-MAX_WAITS = 3  # intervals an arm may lack its minimum requests before the rollout aborts
-
-
-def plan_of(content_policy: dict[str, Any]) -> RolloutPlan | None:
-    """The rollout plan of a version's policy, or None."""
-    raw = content_policy.get("rollout")
-    return None if raw is None else RolloutPlan.model_validate(raw)
+from registry.store.models import Feature, Rollout, Version, utcnow
 
 
 def start(
@@ -60,7 +53,7 @@ def start(
     current = crud.active_rollout(session=session, feature=feature, label=label, for_update=True)
     if current is not None:
         _end(session, current, "superseded", f"superseded by a rollout of v{candidate.version}")
-    rollout = crud.add_rollout(
+    rollout = crud.save_rollout(
         session=session,
         rollout=Rollout(
             feature_id=feature.id or 0,
@@ -188,11 +181,6 @@ def complete(
 def supersede(session: Session, rollout: Rollout, *, reason: str) -> None:
     """End a rollout whose candidate is no longer what its label should get."""
     _end(session, rollout, "superseded", reason)
-
-
-def public(session: Session, rollout: Rollout) -> RolloutPublic:
-    """The rollout as the API and CLI show it."""
-    return crud.rollout_public(session=session, rollout=rollout)
 
 
 def find(session: Session, name: str, label: str, *, active: bool = True) -> Rollout:

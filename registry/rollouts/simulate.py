@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from registry.rollouts.guards import ArmStats, GuardConfig, Verdict, judge
+from registry.rollouts.guards import MAX_WAITS, ArmStats, GuardConfig, Verdict, judge
 from registry.usage.latency import bucket_bounds, latency_bucket
 
 Judge = Callable[..., Verdict]  # judge(stable, candidate, guards, *, min_requests, alpha)
@@ -91,7 +91,7 @@ class Plan:
     steps: tuple[int, ...] = (5, 25, 50, 100)
     interval_s: float = 600.0
     min_requests: int = 200
-    max_waits: int = 3  # intervals a step may wait for min_requests before aborting
+    max_waits: int = MAX_WAITS  # intervals a step may wait for min_requests before aborting
     alpha: float = 0.01
 
 

@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from registry import labels
 from registry.definitions.content import VersionContent
+from registry.definitions.policy import RolloutPlan
 from registry.rollouts import machine
 from registry.store import crud
 from registry.store.models import Feature, Label, Version
@@ -57,10 +58,9 @@ def publish(session: Session, versions: Versions, actor: str) -> None:
             continue
         if active is not None and active.candidate_version_id == target.id:
             continue  # already rolling out
-        if label is not None and _rolls_out(session, label, target):
+        plan = _rollout_plan(session, label, target) if label is not None else None
+        if label is not None and plan is not None:
             stable = crud.version_by_id(session=session, version_id=label.version_id)
-            plan = machine.plan_of(VersionContent.from_json(target.content).policy)
-            assert plan is not None
             machine.start(
                 session,
                 feature,
@@ -78,12 +78,13 @@ def publish(session: Session, versions: Versions, actor: str) -> None:
         _point(session, summary, feature, target, actor, reason)
 
 
-def _rolls_out(session: Session, label: Label, target: Version) -> bool:
-    """True when moving `label` to `target` should be a rollout: the target's policy has a
-    `rollout` section and something besides that section changed."""
+def _rollout_plan(session: Session, label: Label, target: Version) -> RolloutPlan | None:
+    """The target's rollout plan when moving `label` to it should be a rollout (its policy
+    has a `rollout` section and something besides that section changed), else None."""
     new = VersionContent.from_json(target.content)
-    if new.policy.get("rollout") is None:
-        return False
+    plan = new.policy_model.rollout
+    if plan is None:
+        return None
     old = VersionContent.from_json(
         crud.version_by_id(session=session, version_id=label.version_id).content
     )
@@ -93,7 +94,7 @@ def _rolls_out(session: Session, label: Label, target: Version) -> bool:
         data["policy"] = {k: v for k, v in content.policy.items() if k != "rollout"}
         return data
 
-    return without_plan(old) != without_plan(new)
+    return plan if without_plan(old) != without_plan(new) else None
 
 
 def _point(

@@ -22,7 +22,7 @@ def rollouts(
 ) -> RolloutList:
     """Each feature's latest rollout on the label (running, paused or finished)."""
     rows = [
-        machine.public(session, row)
+        crud.rollout_public(session=session, rollout=row)
         for row in crud.latest_rollouts(session=session, label=label or settings.label)
     ]
     return RolloutList(data=rows, count=len(rows))
@@ -38,9 +38,8 @@ def rollout(
 ) -> RolloutPublic:
     """The feature's latest rollout on the label, finished or not (404 when it never had one)."""
     # The same lookup as the CLI's database mode: both say the same when there is none.
-    return machine.public(
-        session, machine.find(session, name, label or settings.label, active=False)
-    )
+    found = machine.find(session, name, label or settings.label, active=False)
+    return crud.rollout_public(session=session, rollout=found)
 
 
 @router.post("/features/{name}/rollout/start", response_model=RolloutPublic)
@@ -54,13 +53,13 @@ def start(name: str, body: RolloutStartIn, change: LabelChangeDep) -> RolloutPub
         steps=body.steps,
         interval=body.interval,
     )
-    return change.published(machine.public(change.session, started))
+    return change.published(crud.rollout_public(session=change.session, rollout=started))
 
 
 def _action(action: str) -> None:
     def act(name: str, body: RolloutActionIn, change: LabelChangeDep) -> RolloutPublic:
         changed = change.apply(machine.act, name, body, action)
-        return change.published(machine.public(change.session, changed))
+        return change.published(crud.rollout_public(session=change.session, rollout=changed))
 
     act.__doc__ = {
         "pause": "Hold the rollout at its current split.",

@@ -42,11 +42,11 @@ def latest_rollout(
     return session.exec(stmt.order_by(col(Rollout.id).desc()).limit(1)).first()
 
 
-def active_rollouts(*, session: Session, label: str | None = None) -> list[Rollout]:
-    """Every running or paused rollout (of one label, when given), oldest first."""
+def active_rollouts(*, session: Session, feature: Feature | None = None) -> list[Rollout]:
+    """Every running or paused rollout (of one feature, when given), oldest first."""
     stmt = select(Rollout).where(col(Rollout.state).in_(ACTIVE_STATES))
-    if label is not None:
-        stmt = stmt.where(Rollout.label == label)
+    if feature is not None:
+        stmt = stmt.where(Rollout.feature_id == _pk(feature))
     return list(session.exec(stmt.order_by(col(Rollout.id))).all())
 
 
@@ -61,25 +61,8 @@ def latest_rollouts(*, session: Session, label: str | None = None) -> list[Rollo
     return sorted(newest.values(), key=lambda r: (r.feature_id, r.label))
 
 
-def active_rollouts_of(*, session: Session, feature: Feature) -> list[Rollout]:
-    """The feature's running or paused rollouts, on any label."""
-    stmt = (
-        select(Rollout)
-        .where(Rollout.feature_id == _pk(feature))
-        .where(col(Rollout.state).in_(ACTIVE_STATES))
-    )
-    return list(session.exec(stmt).all())
-
-
-def add_rollout(*, session: Session, rollout: Rollout) -> Rollout:
-    """Store a new rollout."""
-    session.add(rollout)
-    session.flush()
-    return rollout
-
-
 def save_rollout(*, session: Session, rollout: Rollout) -> Rollout:
-    """Write a rollout's changed fields."""
+    """Store a new rollout, or write a rollout's changed fields."""
     session.add(rollout)
     session.flush()
     return rollout
