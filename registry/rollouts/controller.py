@@ -28,7 +28,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, Engine, text
 from sqlmodel import Session
 
-from registry.outcomes import ERROR_OUTCOMES
+from registry.outcomes import OUTCOMES
 from registry.rollouts import machine
 from registry.rollouts.guards import ArmStats, GuardConfig, judge
 from registry.store import crud, usage_crud
@@ -263,9 +263,8 @@ def arm_stats(
     sums, latency = usage_crud.minute_sums(
         session=session, feature_id=feature_id, version=version, since=since, until=until
     )
-    return ArmStats(
-        requests=int(sums["requests"]) - int(sums["rejected"]),
-        errors=sum(int(sums[outcome]) for outcome in ERROR_OUTCOMES),
+    return ArmStats.from_outcomes(
+        {outcome: int(sums[outcome]) for outcome in OUTCOMES},
         latency=latency,
         cost_sum=float(sums["cost_usd"]),
         cost_sq_sum=float(sums["cost_usd_sq"]),
