@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from registry.store import crud
 from registry.store.models import ACTIVE_STATES, Feature, Label, Rollout, Version
 
 
@@ -79,12 +80,7 @@ def read_entries(session: Session, label: str) -> list[Entry]:
 
 def latest_rollouts(session: Session, label: str) -> dict[int, RolloutBrief]:
     """Each feature's newest rollout on `label`, by feature id (one query)."""
-    newest = (
-        select(col(Rollout.feature_id), func.max(Rollout.id).label("id"))
-        .where(Rollout.label == label)
-        .group_by(col(Rollout.feature_id))
-        .subquery()
-    )
+    newest = crud.newest_rollouts(label)
     stable, candidate = aliased(Version), aliased(Version)
     stmt = (
         sa_select(
@@ -108,12 +104,7 @@ def newest_version_ids(session: Session, feature_ids: list[int]) -> dict[int, in
     """The newest version id of each feature without the label (stats falls back to it)."""
     if not feature_ids:
         return {}
-    newest = (
-        select(col(Version.feature_id), func.max(Version.version).label("number"))
-        .where(col(Version.feature_id).in_(feature_ids))
-        .group_by(col(Version.feature_id))
-        .subquery()
-    )
+    newest = crud.newest_versions(feature_ids)
     stmt = select(Version.feature_id, Version.id).join(
         newest,
         and_(

@@ -38,6 +38,7 @@ from registry.store.crud.rollouts import (
     append_decision,
     latest_rollout,
     latest_rollouts,
+    newest_rollouts,
     rollout_public,
     save_rollout,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "save_rollout",
     "rollout_public",
     "latest_rollouts",
+    "newest_rollouts",
     "latest_rollout",
     "append_decision",
     "active_rollouts",

@@ -4,6 +4,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from registry.store.models import (
@@ -50,15 +51,26 @@ def active_rollouts(*, session: Session, feature: Feature | None = None) -> list
     return list(session.exec(stmt.order_by(col(Rollout.id))).all())
 
 
-def latest_rollouts(*, session: Session, label: str | None = None) -> list[Rollout]:
-    """Each feature's newest rollout (per label), by feature id."""
-    stmt = select(Rollout)
+def newest_rollouts(label: str | None = None) -> Any:
+    """A subquery: the id (`id`) of each feature's newest rollout per label (on `label`
+    only, when given)."""
+    stmt = select(func.max(Rollout.id).label("id")).group_by(
+        col(Rollout.feature_id), col(Rollout.label)
+    )
     if label is not None:
         stmt = stmt.where(Rollout.label == label)
-    newest: dict[tuple[int, str], Rollout] = {}
-    for row in session.exec(stmt.order_by(col(Rollout.id))).all():
-        newest[(row.feature_id, row.label)] = row
-    return sorted(newest.values(), key=lambda r: (r.feature_id, r.label))
+    return stmt.subquery()
+
+
+def latest_rollouts(*, session: Session, label: str | None = None) -> list[Rollout]:
+    """Each feature's newest rollout (per label), by feature id."""
+    newest = newest_rollouts(label)
+    stmt = (
+        select(Rollout)
+        .join(newest, col(Rollout.id) == newest.c.id)
+        .order_by(col(Rollout.feature_id), col(Rollout.label))
+    )
+    return list(session.exec(stmt).all())
 
 
 def save_rollout(*, session: Session, rollout: Rollout) -> Rollout:

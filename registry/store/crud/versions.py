@@ -134,13 +134,13 @@ def versions_newest_first(*, session: Session, feature: Feature) -> list[Version
     return list(session.exec(stmt).all())
 
 
-def newest_versions() -> Any:
-    """A subquery: each feature's newest version number (`feature_id`, `number`)."""
-    return (
-        select(col(Version.feature_id), func.max(Version.version).label("number"))
-        .group_by(col(Version.feature_id))
-        .subquery()
-    )
+def newest_versions(feature_ids: list[int] | None = None) -> Any:
+    """A subquery: each feature's newest version number (`feature_id`, `number`), of the
+    features `feature_ids` only when given."""
+    stmt = select(col(Version.feature_id), func.max(Version.version).label("number"))
+    if feature_ids is not None:
+        stmt = stmt.where(col(Version.feature_id).in_(feature_ids))
+    return stmt.group_by(col(Version.feature_id)).subquery()
 
 
 def newest_contents(*, session: Session) -> list[tuple[int, str, str, str]]:
