@@ -315,13 +315,14 @@ def rollback_all(
     moves: list[LabelMove] = []
     for feature, label_row in crud.labelled_features(session=session, label=label):
         current = crud.version_by_id(session=session, version_id=label_row.version_id)
-        versions = crud.versions_newest_first(session=session, feature=feature)
         target = None
         if current.commit_sha not in ancestors:
+            versions = crud.versions_newest_first(session=session, feature=feature)
             target = next((v for v in versions if v.commit_sha in ancestors), None)
         active = crud.active_rollout(session=session, feature=feature, label=label, for_update=True)
-        later = active is not None and not any(
-            v.id == active.candidate_version_id and v.commit_sha in ancestors for v in versions
+        later = active is not None and (
+            crud.version_by_id(session=session, version_id=active.candidate_version_id).commit_sha
+            not in ancestors
         )
         if active is not None and (target is not None or later):
             from registry.rollouts import machine
