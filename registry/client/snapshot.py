@@ -13,7 +13,6 @@ hashes to `content_hash`, so a hand-edited or truncated file is refused, not ser
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -22,15 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from registry.definitions.content import digest
 from registry.errors import SnapshotError
 
 FORMAT = "promptreg.snapshot/1"
-
-
-def canonical_hash(snapshot: Mapping[str, Any]) -> str:
-    """sha256 of a version snapshot's canonical JSON (what `content_hash` is)."""
-    text = json.dumps(snapshot, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def check_resolved(data: Any, *, where: str) -> dict[str, Any]:
@@ -42,7 +36,7 @@ def check_resolved(data: Any, *, where: str) -> dict[str, Any]:
         hint = " (a server older than the client library?)" if missing == ["snapshot"] else ""
         raise SnapshotError(f"{where}: missing {', '.join(missing)}{hint}")
     snapshot = data["snapshot"]
-    if not isinstance(snapshot, dict) or canonical_hash(snapshot) != data["content_hash"]:
+    if not isinstance(snapshot, dict) or digest(snapshot) != data["content_hash"]:
         raise SnapshotError(
             f"{where}: the snapshot of {data['feature']} v{data['version']} does not match "
             f"its content hash {str(data['content_hash'])[:12]}"
