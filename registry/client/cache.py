@@ -208,48 +208,52 @@ class FeatureCache:
             return entry
 
     # -- fetching ------------------------------------------------------------------------
-    def _fetch(self, name: str, entry: CachedVersion | None) -> CachedVersion:
+    def _get(self, name: str, params: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        """GET a feature's resolved version (RegistryUnavailable when unreachable)."""
         import httpx
 
         assert self.http is not None
-        headers = {"If-None-Match": entry.etag} if entry is not None else {}
         try:
-            response = self.http.get(
-                f"/v1/features/{name}", params={"label": self.label}, headers=headers
-            )
+            return self.http.get(f"/v1/features/{name}", params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise RegistryUnavailable(f"cannot reach {self.url}: {exc!r}") from None
+
+    def _resolved(self, response: httpx.Response, name: str, where: str) -> dict[str, Any]:
+        """A 200 answer's resolved version, checked against its hash; any other answer
+        raised as the error it means."""
         status = response.status_code
-        if status == 304 and entry is not None:
-            self._count("not_modified")
-            return self._fresh(entry)
         if status == 200:
             try:
-                data = check_resolved(response.json(), where=f"{self.url} {name}")
+                return check_resolved(response.json(), where=where)
             except ValueError:
                 raise RegistryUnavailable(f"{self.url}: {name}: not JSON") from None
-            if data.get("rollout"):
-                fresh = self._split(name, data, response.headers.get("etag"))
-            elif (
-                entry is not None
-                and entry.split is None
-                and data["content_hash"] == entry.content_hash
-            ):
-                return self._fresh(entry)
-            else:
-                fresh = CachedVersion(data, checked_at=self.clock())
-            self._count("fetched")
-            with self._lock:
-                self._entries[name] = fresh
-            if entry is not None:
-                log.info("%s: now serving version %s (was %s)", name, fresh.version, entry.version)
-            return fresh
         detail = _detail(response)
         if status in (401, 403):
             raise ClientError(f"{self.url}: HTTP {status}: {detail} (check the token)")
         if status in (404, 410):
             raise from_status(status, detail) or RegistryUnavailable(detail)
         raise RegistryUnavailable(f"{self.url}: HTTP {status}: {detail}")
+
+    def _fetch(self, name: str, entry: CachedVersion | None) -> CachedVersion:
+        headers = {"If-None-Match": entry.etag} if entry is not None else {}
+        response = self._get(name, {"label": self.label}, headers)
+        if response.status_code == 304 and entry is not None:
+            self._count("not_modified")
+            return self._fresh(entry)
+        data = self._resolved(response, name, f"{self.url} {name}")
+        unchanged = entry is not None and data["content_hash"] == entry.content_hash
+        if data.get("rollout"):
+            fresh = self._split(name, data, response.headers.get("etag"))
+        elif entry is not None and entry.split is None and unchanged:
+            return self._fresh(entry)
+        else:
+            fresh = CachedVersion(data, checked_at=self.clock())
+        self._count("fetched")
+        with self._lock:
+            self._entries[name] = fresh
+        if entry is not None:
+            log.info("%s: now serving version %s (was %s)", name, fresh.version, entry.version)
+        return fresh
 
     def _split(self, name: str, data: dict[str, Any], etag: str | None) -> CachedVersion:
         """The label's entry during a rollout: the arm the server sent, the other fetched by
@@ -266,17 +270,8 @@ class FeatureCache:
         return entry
 
     def _version(self, name: str, number: int) -> CachedVersion:
-        import httpx
-
-        assert self.http is not None
-        try:
-            response = self.http.get(f"/v1/features/{name}", params={"version": number})
-        except httpx.HTTPError as exc:
-            raise RegistryUnavailable(f"cannot reach {self.url}: {exc!r}") from None
-        if response.status_code != 200:
-            detail = _detail(response)
-            raise from_status(response.status_code, detail) or RegistryUnavailable(detail)
-        data = check_resolved(response.json(), where=f"{self.url} {name} v{number}")
+        response = self._get(name, {"version": number}, {})
+        data = self._resolved(response, name, f"{self.url} {name} v{number}")
         return CachedVersion(data, checked_at=self.clock())
 
     def _fresh(self, entry: CachedVersion) -> CachedVersion:
