@@ -151,7 +151,7 @@ def split_frontmatter(text: str, file: str) -> tuple[str | None, int, str, int]:
     for i in range(1, len(lines)):
         if lines[i].rstrip("\r\n").rstrip() == "---":
             return "".join(lines[1:i]), 2, "".join(lines[i + 1 :]), i + 2
-    raise _problem(file, 1, "frontmatter opened with '---' on line 1 is never closed")
+    raise file_error(file, 1, "frontmatter opened with '---' on line 1 is never closed")
 
 
 class PromptFileError(Exception):
@@ -162,7 +162,8 @@ class PromptFileError(Exception):
         super().__init__("; ".join(map(str, problems)))
 
 
-def _problem(file: str, line: int | None, message: str) -> PromptFileError:
+def file_error(file: str, line: int | None, message: str) -> PromptFileError:
+    """A problem in a prompt file, as the error its parser raises."""
     return PromptFileError([Problem(file, line, message)])
 
 
@@ -172,14 +173,14 @@ def decode(data: bytes, file: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise _problem(file, line, f"not valid UTF-8 (byte 0x{data[exc.start]:02x})") from None
+        raise file_error(file, line, f"not valid UTF-8 (byte 0x{data[exc.start]:02x})") from None
 
 
 def parse_jinja_prompt(data: bytes, path: str, name: str) -> PromptTemplate:
     """Parse a `.jinja` prompt file."""
     text = decode(data, path).replace("\r\n", "\n")
     if not text.strip():
-        raise _problem(path, 1, "empty prompt file")
+        raise file_error(path, 1, "empty prompt file")
     front, front_line, body, body_line = split_frontmatter(text, path)
     meta = Frontmatter()
     located = None
@@ -189,10 +190,10 @@ def parse_jinja_prompt(data: bytes, path: str, name: str) -> PromptTemplate:
         except YamlProblem as exc:
             raise PromptFileError([exc.problem]) from None
         if not isinstance(located.data, dict):
-            raise _problem(path, front_line, "frontmatter must be a mapping")
+            raise file_error(path, front_line, "frontmatter must be a mapping")
         meta = validate_model(Frontmatter, located)
     if not body.strip():
-        raise _problem(path, body_line, "the prompt body is empty")
+        raise file_error(path, body_line, "the prompt body is empty")
     return PromptTemplate(
         path=path,
         name=name,

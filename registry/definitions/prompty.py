@@ -52,9 +52,10 @@ from registry.definitions.prompt import (
     PromptFileError,
     PromptTemplate,
     decode,
+    file_error,
     split_frontmatter,
 )
-from registry.definitions.prompty_inputs import NO_SAMPLE, declare, error, inferred
+from registry.definitions.prompty_inputs import NO_SAMPLE, declare, inferred
 from registry.definitions.tree import TreeEscape, clean_path
 from registry.definitions.yamlpos import Loc, Located, YamlProblem, load_yaml
 from registry.render import PROMPTY_THREAD
@@ -74,7 +75,7 @@ def parse_prompty(data: bytes, path: str, name: str, *, read: Read) -> PromptTem
         raise
     except Exception as exc:  # a malformed file is a problem report, never a crash
         message = f"cannot read this Prompty file: {exc.__class__.__name__}: {exc}"
-        raise error(path, 1, message) from None
+        raise file_error(path, 1, message) from None
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _parse(data: bytes, path: str, name: str, read: Read) -> PromptTemplate:
     meta = _interpret(file, raw, ())
     body = file.body
     if not body.strip():
-        raise error(path, file.body_line, "the prompt body is empty")
+        raise file_error(path, file.body_line, "the prompt body is empty")
     inputs = dict(meta.inputs)
     given = {**meta.samples, **(meta.sample or {})}
     used = _body_names(body)
@@ -130,7 +131,7 @@ def _parse(data: bytes, path: str, name: str, read: Read) -> PromptTemplate:
         elif thread.type != "messages":
             line = file.line("inputs", "thread") or file.body_line
             message = "input 'thread' is spliced in by ![thread]: make it kind thread"
-            raise error(path, line, message)
+            raise file_error(path, line, message)
     has_sample = meta.sample is not None or bool(meta.samples)
     if not has_sample and not any(spec.required for spec in inputs.values()):
         has_sample, meta.sample_line = True, file.line("inputs") or file.body_line
@@ -153,7 +154,7 @@ def _load(data: bytes, path: str, read: Read) -> tuple[_File, dict[str, Any]]:
     """Decode a file, split off its frontmatter and resolve its references."""
     text = decode(data, path)
     if not text.strip():
-        raise error(path, 1, "empty prompt file")
+        raise file_error(path, 1, "empty prompt file")
     normal = text.replace("\r\n", "\n").replace("\r", "\n")
     front, front_line, body, body_line = split_frontmatter(normal, path)
     file = _File(path, read, body, body_line, sources=[text])
@@ -166,7 +167,7 @@ def _load(data: bytes, path: str, read: Read) -> tuple[_File, dict[str, Any]]:
     if file.located.data is None:
         return file, {}
     if not isinstance(file.located.data, dict):
-        raise error(path, front_line, "frontmatter must be a mapping of keys to values")
+        raise file_error(path, front_line, "frontmatter must be a mapping of keys to values")
     resolved = _resolve(file.located.data, (), file)
     assert isinstance(resolved, dict)
     return file, resolved
@@ -191,32 +192,32 @@ def _resolve(value: Any, loc: Loc, file: _File) -> Any:
         return _read_data(file, target, line, ref)
     if kind == "env" and loc and loc[0] in ("inputs", "sample"):
         message = f"{ref} is not allowed in {loc[0]}: promptreg never reads the server's "
-        raise error(file.path, line, message + "environment into a prompt (pass a variable)")
+        raise file_error(file.path, line, message + "environment into a prompt (pass a variable)")
     return value
 
 
 def _target(file: _File, rel: str, line: int | None, ref: str) -> str:
     """The repository path of `rel`, relative to the folder of `file`."""
     if rel.startswith("/") or "\\" in rel or (len(rel) > 1 and rel[1] == ":"):
-        raise error(file.path, line, f"{ref} is refused: an absolute path")
+        raise file_error(file.path, line, f"{ref} is refused: an absolute path")
     folder = file.path.rsplit("/", 1)[0] if "/" in file.path else ""
     try:
         return clean_path(f"{folder}/{rel}" if folder else rel)
     except TreeEscape:
-        raise error(file.path, line, f"{ref} is refused: it leaves the repository") from None
+        raise file_error(file.path, line, f"{ref} is refused: it leaves the repository") from None
 
 
 def _read_bytes(file: _File, target: str, line: int | None, ref: str) -> bytes:
     try:
         data = file.read(target)
     except TreeEscape:
-        raise error(file.path, line, f"{ref} is refused: it leaves the repository") from None
+        raise file_error(file.path, line, f"{ref} is refused: it leaves the repository") from None
     except FileNotFoundError:
-        raise error(file.path, line, f"{ref} not found: {target} does not exist") from None
+        raise file_error(file.path, line, f"{ref} not found: {target} does not exist") from None
     except OSError as exc:
-        raise error(file.path, line, f"{ref} cannot be read: {exc.strerror or exc}") from None
+        raise file_error(file.path, line, f"{ref} cannot be read: {exc.strerror or exc}") from None
     if len(data) > _MAX_FILE_BYTES:
-        raise error(file.path, line, f"{ref} is over {_MAX_FILE_BYTES} bytes")
+        raise file_error(file.path, line, f"{ref} is over {_MAX_FILE_BYTES} bytes")
     return data
 
 
@@ -229,7 +230,7 @@ def _read_data(file: _File, target: str, line: int | None, ref: str) -> Any:
             value = json.loads(text)
         except ValueError as exc:
             message = f"invalid JSON (read for {ref} in {file.path}): {exc}"
-            raise error(target, getattr(exc, "lineno", None), message) from None
+            raise file_error(target, getattr(exc, "lineno", None), message) from None
     elif target.endswith((".yaml", ".yml")):
         try:
             value = load_yaml(text, target).data
@@ -250,7 +251,7 @@ def _interpret(file: _File, raw: dict[str, Any], chain: tuple[str, ...]) -> _Met
     elif isinstance(model, dict):
         meta.model = model
     elif model is not None:
-        raise error(file.path, file.line("model"), "model must be a mapping or a model name")
+        raise file_error(file.path, file.line("model"), "model must be a mapping or a model name")
     description = raw.get("description")
     meta.description = description if isinstance(description, str) else None
     if "inputs" in raw and raw["inputs"] is not None:
@@ -260,7 +261,7 @@ def _interpret(file: _File, raw: dict[str, Any], chain: tuple[str, ...]) -> _Met
     if sample is not None:
         if not isinstance(sample, dict):
             message = "sample must be a mapping of input names to values"
-            raise error(file.path, file.line("sample"), message)
+            raise file_error(file.path, file.line("sample"), message)
         meta.sample = dict(sample)
         meta.sample_line = file.line("sample")
     elif meta.samples:
@@ -281,10 +282,10 @@ def _check_engine(file: _File, raw: dict[str, Any]) -> None:
     line = file.line("template")
     if engine is not None and str(engine).strip().lower() not in _ENGINES:
         message = f"template engine {engine!r} is not supported: promptreg renders Jinja only"
-        raise error(file.path, line, message)
+        raise file_error(file.path, line, message)
     if parser is not None and str(parser).strip().lower() != "prompty":
         message = f"template parser {parser!r} is not supported: only Prompty's role lines are"
-        raise error(file.path, line, message)
+        raise file_error(file.path, line, message)
 
 
 def _declare_all(file: _File, raw: Any, meta: _Meta) -> None:
@@ -297,13 +298,13 @@ def _declare_all(file: _File, raw: Any, meta: _Meta) -> None:
         for i, item in enumerate(raw):
             line = file.line("inputs", i) or file.line("inputs")
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                raise error(file.path, line, f"inputs[{i}] must be a mapping with a name")
+                raise file_error(file.path, line, f"inputs[{i}] must be a mapping with a name")
             if item["name"] in meta.inputs or any(item["name"] == e[0] for e in entries):
-                raise error(file.path, line, f"input {item['name']!r} is declared twice")
+                raise file_error(file.path, line, f"input {item['name']!r} is declared twice")
             entries.append((item["name"], {k: v for k, v in item.items() if k != "name"}, line))
     else:
         message = "inputs must be a mapping of names to declarations, or a list of them"
-        raise error(file.path, file.line("inputs"), message)
+        raise file_error(file.path, file.line("inputs"), message)
     for name, value, line in entries:
         spec, sample = declare(name, value, file.path, line, spec=listed)
         meta.inputs[name] = spec
@@ -315,13 +316,13 @@ def _hoist_base(file: _File, base: Any, meta: _Meta, chain: tuple[str, ...]) -> 
     """Put the `base:` file's model, inputs and sample under this file's."""
     line = file.line("base")
     if not isinstance(base, str) or not base.strip():
-        raise error(file.path, line, "base must be the relative path of another .prompty file")
+        raise file_error(file.path, line, "base must be the relative path of another .prompty file")
     ref = f"base: {base}"
     target = _target(file, base.strip(), line, ref)
     if target == file.path or target in chain:
-        raise error(file.path, line, f"{ref} loops back to {target}")
+        raise file_error(file.path, line, f"{ref} loops back to {target}")
     if len(chain) >= _MAX_BASE_DEPTH:
-        raise error(file.path, line, f"{ref}: bases nest deeper than {_MAX_BASE_DEPTH} files")
+        raise file_error(file.path, line, f"{ref}: bases nest deeper than {_MAX_BASE_DEPTH} files")
     base_file, raw = _load(_read_bytes(file, target, line, ref), target, file.read)
     parent = _interpret(base_file, raw, (*chain, file.path))
     if parent.model is not None:

@@ -11,8 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from registry.definitions.prompt import InputSpec, InputType, PromptFileError
-from registry.errors import Problem
+from registry.definitions.prompt import InputSpec, InputType, file_error
 
 _KINDS: dict[str, InputType] = {
     "string": "string", "str": "string", "integer": "integer", "int": "integer",
@@ -28,11 +27,6 @@ _VALUE_TYPES: dict[type, InputType] = {
     bool: "boolean", int: "integer", float: "number", list: "list", dict: "object"
 }  # fmt: skip
 NO_SAMPLE: Any = object()
-
-
-def error(file: str, line: int | None, message: str) -> PromptFileError:
-    """A problem in a Prompty file, as the error its parser raises."""
-    return PromptFileError([Problem(file, line, message)])
 
 
 def declare(
@@ -53,7 +47,7 @@ def declare(
     else:
         known = "string, integer, number, boolean, list (array), object, thread"
         message = f"input {name!r} has kind {kind!r}, which promptreg cannot check: use {known}"
-        raise error(path, line, message)
+        raise file_error(path, line, message)
     fields: dict[str, Any] = {"type": input_type}
     if "default" in raw:
         fields["default"] = raw["default"]
@@ -68,8 +62,8 @@ def declare(
         messages = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
         unfit = [m.removeprefix("the default ") for m in messages if m.startswith("the default ")]
         if unfit:
-            raise error(path, line, f"default of input {name!r} {unfit[0]}") from None
-        raise error(path, line, f"input {name!r}: {'; '.join(messages)}") from None
+            raise file_error(path, line, f"default of input {name!r} {unfit[0]}") from None
+        raise file_error(path, line, f"input {name!r}: {'; '.join(messages)}") from None
     return declared, sample
 
 
