@@ -8,7 +8,6 @@ once. Problems come back as values (`Problem`, with file and line), never as exc
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from registry.definitions.catalog import ModelEntry, parse_models_file
@@ -150,21 +149,16 @@ class TreeFiles:
                     self.shared[key] = list(exc.problems)
             cached: PromptTemplate | list[Problem] = self.shared[key]
             return cached
-        try:
-            if path.endswith(".prompty"):
-                from registry.definitions.prompty import parse_prompty
+        from registry.definitions.prompty import parse_prompty
 
-                return parse_prompty(data, path, name, read=self._read_for_prompty(path))
-            return parse_jinja_prompt(data, path, name)
+        try:
+            return parse_prompty(data, path, name, read=self._read_ref)
         except PromptFileError as exc:
             return list(exc.problems)
 
-    def _read_for_prompty(self, path: str) -> Callable[[str], bytes]:
-        def read(ref: str) -> bytes:
-            data = self.tree.read(clean_path(ref))
-            return data
-
-        return read
+    def _read_ref(self, ref: str) -> bytes:
+        """A file a Prompty `${file:}` reference names, from the tree."""
+        return self.tree.read(clean_path(ref))
 
     def _template_source(self, name: str) -> str | None:
         path = f"{self.layout.prompts_dir}/{clean_path(name)}"
