@@ -164,8 +164,8 @@ def between_versions(
     """How two stored versions of a feature differ, each priced as it recorded."""
 
     def side(number: int, content: VersionContent) -> Side:
-        catalog = Catalog.from_snapshot(content.as_dict()["models"])
-        return Side(content.definition(), catalog, str(number))
+        definition = content.definition()
+        return Side(definition, Catalog.from_snapshot(definition.models), str(number))
 
     return change(name, side(*old), side(*new))
 
