@@ -137,15 +137,23 @@ def _ranks(path: Path, sha256: str) -> dict[bytes, int]:
 
 
 @lru_cache(maxsize=1024)
+def _tiktoken_encoding(model: str) -> str | None:
+    """The encoding tiktoken names for an OpenAI model (provider prefix and case ignored),
+    or None for a model it does not know."""
+    from tiktoken.model import encoding_name_for_model
+
+    try:
+        return encoding_name_for_model(model.rsplit("/", 1)[-1].lower())
+    except KeyError:
+        return None
+
+
 def encoding_for(tokenizer: str) -> str:
     """The shipped encoding that counts for `tokenizer`, an encoding or a model name."""
     if tokenizer in SPECS:
         return tokenizer
-    from tiktoken.model import encoding_name_for_model
-
-    try:
-        name = encoding_name_for_model(tokenizer.rsplit("/", 1)[-1].lower())
-    except KeyError:
+    name = _tiktoken_encoding(tokenizer)
+    if name is None:
         return PROXY
     if name == "o200k_harmony":
         return "o200k_base"
@@ -160,17 +168,11 @@ def encoding_for(tokenizer: str) -> str:
 def known(tokenizer: str) -> bool:
     """True when `tokenizer` names a shipped encoding, a model tiktoken knows, or a model of
     the price catalog (counted with the proxy): anything else in `_models.yaml` is a typo."""
-    if tokenizer in SPECS:
+    if tokenizer in SPECS or _tiktoken_encoding(tokenizer) is not None:
         return True
-    from tiktoken.model import encoding_name_for_model
+    from registry.tokens import prices
 
-    try:
-        encoding_name_for_model(tokenizer.rsplit("/", 1)[-1].lower())
-        return True
-    except KeyError:
-        from registry.tokens import prices
-
-        return prices.listed(tokenizer) is not None
+    return prices.listed(tokenizer) is not None
 
 
 def count(encoding_name: str, payload: str) -> int:
