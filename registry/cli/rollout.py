@@ -42,11 +42,7 @@ def status(
     label = target.label
     backend = target.backend()
     if feature is not None:
-        row = backend.rollout(feature, label)
-        if target.as_json:
-            print_json(row)
-            return
-        _print_one(row)
+        _done(backend.rollout(feature, label), target.as_json)
         return
     rows = backend.rollouts(label)
     if target.as_json:
