@@ -29,7 +29,6 @@ from registry.definitions.content import VersionContent
 from registry.definitions.policy import Policy
 from registry.store.models import (
     ROLLUP_SUMS,
-    USAGE_OUTCOMES,
     Feature,
     Label,
     UsageLatency,
@@ -47,7 +46,6 @@ WINDOW = timedelta(hours=24)
 # minutes into an hour the one before it is settled and read with the older hours.
 SETTLE = timedelta(minutes=5)
 POLICY_CACHE_SIZE = 8192
-_SUMMED = (*ROLLUP_SUMS, "cost_today")
 _F = Feature.__table__  # type: ignore[attr-defined]
 _R = UsageRollup.__table__  # type: ignore[attr-defined]
 _L = UsageLatency.__table__  # type: ignore[attr-defined]
@@ -210,32 +208,16 @@ def _figures(
     parts: list[Usage], fid: int, policy: Policy | None, *, since: datetime, today: datetime
 ) -> Figures:
     """Requests, error %, p95, cost today and alarms of a feature over some usage parts."""
-    if len(parts) == 1:
-        sums = parts[0].sums[fid]
-        histogram = parts[0].histograms.get(fid, {})
-    else:
-        first, second = parts[0].sums[fid], parts[1].sums[fid]
-        sums = {key: first[key] + second[key] for key in _SUMMED}
-        histogram = dict(parts[0].histograms.get(fid, {}))
-        for bucket, count in parts[1].histograms.get(fid, {}).items():
-            histogram[bucket] = histogram.get(bucket, 0) + count
-    totals = Totals(
-        requests=int(sums["requests"]),
-        outcomes={outcome: int(sums[outcome]) for outcome in USAGE_OUTCOMES},
-        input_tokens=int(sums["input_tokens"]),
-        output_tokens=int(sums["output_tokens"]),
-        estimated_input_tokens=int(sums["estimated_input_tokens"]),
-        drift_input_tokens=int(sums["drift_input_tokens"]),
-        drift_estimated_tokens=int(sums["drift_estimated_tokens"]),
-        cost_usd=float(sums["cost_usd"]),
-        latency_ms_sum=float(sums["latency_ms_sum"]),
-        histogram=histogram,
-    )
-    cost_today = float(sums["cost_today"])
+    totals = Totals()
+    for part in parts:
+        totals.add(part.sums[fid])
+        for bucket, count in part.histograms.get(fid, {}).items():
+            totals.histogram[bucket] += count
+    cost_today = sum(float(part.sums[fid]["cost_today"]) for part in parts)
     daily = {today.date(): cost_today}
     if since < today:
         daily[(today - timedelta(days=1)).date()] = totals.cost_usd - cost_today
-    p95 = percentile(histogram, 95)
+    p95 = percentile(totals.histogram, 95)
     return (
         totals.requests,
         totals.error_rate_pct,
