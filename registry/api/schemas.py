@@ -94,10 +94,17 @@ class ResolvedVersion(BaseModel):
 
     @classmethod
     def of(
-        cls, feature: Feature, version: Version, label: str | None, label_row: Label | None
+        cls,
+        feature: Feature,
+        version: Version,
+        label: str | None,
+        label_row: Label | None,
+        content: VersionContent | None = None,
     ) -> ResolvedVersion:
-        """The answer for `version` of `feature`, resolved through `label`."""
-        content = VersionContent.from_json(version.content)
+        """The answer for `version` of `feature`, resolved through `label` (`content`: the
+        version's content, when the caller has parsed it already)."""
+        if content is None:
+            content = VersionContent.from_json(version.content)
         snapshot = content.as_dict()
         return cls(
             feature=feature.name,

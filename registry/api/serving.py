@@ -25,6 +25,7 @@ from registry.api.schemas import ResolvedVersion
 from registry.definitions.content import FeatureDefinition, VersionContent
 from registry.rollouts.arms import CANDIDATE, STABLE
 from registry.store import crud
+from registry.store.models import Feature, Label, Version
 from registry.tokens import Catalog
 
 log = logging.getLogger("promptreg.api")
@@ -202,7 +203,7 @@ class Serving:
         seen = self.generation
         with Session(self.engine) as session:
             feature, row, label_row = labels.resolve(session, name, label=label, version=version)
-            served = _served(ResolvedVersion.of(feature, row, label, label_row))
+            served = _served(feature, row, label, label_row)
             active = (
                 crud.active_rollout(session=session, feature=feature, label=label)
                 if version is None
@@ -212,15 +213,16 @@ class Serving:
                 candidate_row = crud.version_by_id(
                     session=session, version_id=active.candidate_version_id
                 )
-                candidate = _served(ResolvedVersion.of(feature, candidate_row, label, label_row))
+                candidate = _served(feature, candidate_row, label, label_row)
                 served.split = _split(served, candidate, active.percent)
         self._keep(seen, self._served, key, served)
         return served
 
 
-def _served(resolved: ResolvedVersion) -> Served:
-    """A resolved version, parsed and encoded once."""
-    content = VersionContent.model_validate(resolved.snapshot)
+def _served(feature: Feature, row: Version, label: str, label_row: Label | None) -> Served:
+    """A version as `label` serves it, parsed and encoded once."""
+    content = VersionContent.from_json(row.content)
+    resolved = ResolvedVersion.of(feature, row, label, label_row, content)
     return Served(
         feature=content.definition(),
         version=resolved.version,
